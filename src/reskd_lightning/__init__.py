@@ -1,0 +1,30 @@
+"""reskd-lightning: cross-resolution knowledge distillation (ResKD) for efficient video recognition.
+
+A frozen teacher sees the high-resolution clip; a student sees the same clip downsampled on the device and
+learns from the teacher's feature maps (Ma et al., "Rethinking Resolution in the Context of Efficient Video
+Recognition", NeurIPS 2022).
+"""
+
+from .data import VideoDataModule
+from .distill import DistillationLoss, FeatureMapKD, LogitKD
+from .models import TSN, ModelOutput, SlowOnly, VideoRecognizer, build_model, list_models
+from .module import ResKDModule
+from .views import attach_views, make_views
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DistillationLoss",
+    "FeatureMapKD",
+    "LogitKD",
+    "ModelOutput",
+    "ResKDModule",
+    "SlowOnly",
+    "TSN",
+    "VideoDataModule",
+    "VideoRecognizer",
+    "attach_views",
+    "build_model",
+    "list_models",
+    "make_views",
+]

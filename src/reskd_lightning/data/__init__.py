@@ -1,0 +1,63 @@
+"""Data: annotation lists, frame sampling, decoding, augmentation, datasets and the DataModule.
+
+The flow of one sample: ``VideoRecord`` (annotations) -> ``SampleFrames`` (frame indices) -> decoder
+(uint8 frames) -> transform (one augmentation at the high resolution) -> ``VideoDataset`` sample ->
+``VideoDataModule`` batches, whose multi-resolution views are made on the device.
+"""
+
+from reskd_lightning.data.annotations import (
+    VIDEO_EXTENSIONS,
+    VideoRecord,
+    check_labels,
+    infer_num_classes,
+    load_video_list,
+    scan_class_folders,
+)
+from reskd_lightning.data.datamodule import VideoDataModule
+from reskd_lightning.data.dataset import VideoDataset
+from reskd_lightning.data.decoders import (
+    DECODERS,
+    PyAVDecoder,
+    PyAVVideoHandle,
+    VideoDecodeError,
+    VideoHandle,
+    build_decoder,
+)
+from reskd_lightning.data.demo import (
+    DEMO_CLASSES,
+    default_demo_dir,
+    ensure_demo_dataset,
+    is_demo_complete,
+    render_demo_video,
+    write_demo_dataset,
+    write_video,
+)
+from reskd_lightning.data.sampling import SampleFrames
+from reskd_lightning.data.transforms import build_train_transform, build_val_transform
+
+__all__ = [
+    "DECODERS",
+    "DEMO_CLASSES",
+    "VIDEO_EXTENSIONS",
+    "PyAVDecoder",
+    "PyAVVideoHandle",
+    "SampleFrames",
+    "VideoDataModule",
+    "VideoDataset",
+    "VideoDecodeError",
+    "VideoHandle",
+    "VideoRecord",
+    "build_decoder",
+    "build_train_transform",
+    "build_val_transform",
+    "check_labels",
+    "default_demo_dir",
+    "ensure_demo_dataset",
+    "infer_num_classes",
+    "is_demo_complete",
+    "load_video_list",
+    "render_demo_video",
+    "scan_class_folders",
+    "write_demo_dataset",
+    "write_video",
+]

@@ -1,0 +1,93 @@
+"""Which frames of a video make a clip: mmaction2's ``SampleFrames``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class SampleFrames:
+    """Sample ``num_clips`` clips of ``clip_len`` frames, ``frame_interval`` apart, as mmaction2 does.
+
+    With ``clip_len=1`` this is TSN's segment sampling: the video is cut into ``num_clips`` segments and one
+    frame is taken from each, at random when training and at the segment's centre when testing. With
+    ``clip_len > 1`` each clip is a run of frames (SlowOnly, I3D). Indices past the end loop back to the start
+    (mmaction2's ``out_of_bound_opt="loop"``).
+
+    Reads the video's ``num_frames``; gives ``num_clips * clip_len`` frame indices, clip after clip.
+
+    Configured through ``VideoDataModule``::
+
+        data:
+          class_path: reskd_lightning.data.VideoDataModule
+          init_args:
+            num_segments: 8     # SampleFrames.num_clips
+            clip_len: 1
+            frame_interval: 1
+    """
+
+    def __init__(
+        self, clip_len: int = 1, frame_interval: int = 1, num_clips: int = 8, test_mode: bool = False
+    ):
+        args = (("clip_len", clip_len), ("frame_interval", frame_interval), ("num_clips", num_clips))
+        for name, value in args:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"SampleFrames: {name} must be a positive integer, got {value!r}")
+        self._clip_len = int(clip_len)
+        self.frame_interval = int(frame_interval)
+        self._num_clips = int(num_clips)
+        self.test_mode = bool(test_mode)
+
+    @property
+    def clip_len(self) -> int:
+        """Frames in one clip."""
+        return self._clip_len
+
+    @property
+    def num_clips(self) -> int:
+        """Clips (segments) sampled from one video."""
+        return self._num_clips
+
+    @property
+    def num_frames_out(self) -> int:
+        """Frames in one sample: ``num_clips * clip_len`` (the clip tensor's T)."""
+        return self._num_clips * self._clip_len
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(clip_len={self.clip_len}, frame_interval={self.frame_interval}, "
+            f"num_clips={self.num_clips}, test_mode={self.test_mode})"
+        )
+
+    def _train_offsets(self, num_frames: int, ori_clip_len: int, rng: np.random.Generator) -> np.ndarray:
+        num_clips = self.num_clips
+        avg_interval = (num_frames - ori_clip_len + 1) // num_clips
+        if avg_interval > 0:
+            return np.arange(num_clips) * avg_interval + rng.integers(avg_interval, size=num_clips)
+        if num_frames > max(num_clips, ori_clip_len):
+            return np.sort(rng.integers(num_frames - ori_clip_len + 1, size=num_clips))
+        if avg_interval == 0:
+            ratio = (num_frames - ori_clip_len + 1.0) / num_clips
+            return np.around(np.arange(num_clips) * ratio)
+        return np.zeros(num_clips, dtype=np.int64)
+
+    def _test_offsets(self, num_frames: int, ori_clip_len: int) -> np.ndarray:
+        num_clips = self.num_clips
+        avg_interval = (num_frames - ori_clip_len + 1) / float(num_clips)
+        if num_frames > ori_clip_len - 1:
+            return (np.arange(num_clips) * avg_interval + avg_interval / 2.0).astype(np.int64)
+        return np.zeros(num_clips, dtype=np.int64)
+
+    def __call__(self, num_frames: int, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Frame indices (int64, shape ``[num_clips * clip_len]``, in ``[0, num_frames)``) for one video."""
+        if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames <= 0:
+            raise ValueError(f"SampleFrames: num_frames must be a positive integer, got {num_frames!r}")
+        num_frames = int(num_frames)
+        ori_clip_len = self.clip_len * self.frame_interval
+        if self.test_mode:
+            offsets = self._test_offsets(num_frames, ori_clip_len)
+        else:
+            rng = rng if rng is not None else np.random.default_rng()
+            offsets = self._train_offsets(num_frames, ori_clip_len, rng)
+        steps = np.arange(self.clip_len, dtype=np.int64) * self.frame_interval
+        indices = offsets.astype(np.int64)[:, None] + steps
+        return np.mod(indices, num_frames).reshape(-1)

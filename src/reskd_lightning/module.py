@@ -1,0 +1,323 @@
+"""ResKDModule: a frozen high-resolution teacher teaching a low-resolution student."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Sequence
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from pytorch_lightning.utilities import rank_zero_warn
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from .distill.base import DistillationLoss
+from .models.recognizer import ModelOutput, as_model_output
+from .models.weights import load_weights
+from .optim import cosine_per_epoch, paper_sgd
+from .views import IMAGENET_MEAN, IMAGENET_STD, attach_views
+
+ModelSpec = nn.Module | Callable[[int], nn.Module]
+
+TEACHER_PREFIX = "teacher."
+DISTILL_PREFIX = "distill_modules."
+
+
+def _build(spec: ModelSpec | None, num_classes: int | None, role: str) -> nn.Module | None:
+    if spec is None or isinstance(spec, nn.Module):
+        return spec
+    if not callable(spec):
+        raise TypeError(f"{role} must be an nn.Module or a callable taking num_classes, got {type(spec).__name__}")
+    if num_classes is None:
+        raise ValueError(
+            f"num_classes is needed to build the {role} from {spec!r}: set `data.num_classes` in the config "
+            "(linked to the model) or pass num_classes"
+        )
+    return spec(num_classes)
+
+
+class ResKDModule(pl.LightningModule):
+    """Train a student on low-resolution clips, taught by a frozen teacher that sees the same clips at high
+    resolution (ResKD); with no teacher, train a plain recognizer (a teacher stage or a low-resolution
+    baseline).
+
+    The teacher is frozen: ``requires_grad_(False)``, run under ``no_grad``, out of the optimiser, and kept in
+    ``teacher_bn_mode`` across Lightning's train/eval switches ("train": BatchNorm layers keep updating their
+    statistics as in the paper's code, dropout is off; "eval": all eval). It is left out of checkpoints
+    (``save_teacher=False``) and reloaded from ``teacher_ckpt`` when the module is built again, so resuming
+    works. Validation and test run the student alone at ``student_resolution``, averaging softmax over test
+    views (``video`` of shape ``[N, V, C, T, H, W]``).
+
+    Batches are dicts with ``label`` and either ``clips`` (views keyed by resolution, made by
+    :class:`~reskd_lightning.VideoDataModule`) or ``video`` (uint8 or normalised float ``[N, C, T, H, W]``),
+    from which the module makes the views on the device itself.
+
+    Args:
+        student: the network trained, or a callable ``num_classes -> network`` (how LightningCLI passes a
+            ``class_path`` without ``num_classes``). Returns a ModelOutput, ``(features, logits)`` or logits.
+        teacher: the frozen network, or such a callable; ``None`` trains the student alone.
+        num_classes: number of classes (required when a network is given as a callable).
+        student_resolution: short side of the student's view.
+        teacher_resolution: short side of the teacher's view.
+        teacher_ckpt: weights for the teacher: our Lightning checkpoint of a teacher-stage run or a state dict.
+        teacher_bn_mode: "train" (the paper) or "eval".
+        distillers: distillation losses used in addition to those found in ``trainer.callbacks``.
+        optimizer: optimiser factory for the student's (and distillers') parameters; default: the paper's SGD.
+        lr_scheduler: schedule factory; default: per-epoch cosine to 0 over ``trainer.max_epochs``.
+        label_smoothing: of the cross-entropy.
+        mean, std: normalisation of uint8 ``video`` batches (0..255 scale).
+        interpolation, antialias: how views are resized (paper: bilinear, no antialias).
+        save_teacher: keep the teacher's weights in checkpoints.
+
+    Configure from LightningCLI::
+
+        model:
+          student:
+            class_path: reskd_lightning.models.TSN
+            init_args: {backbone: resnet50, pretrained: IMAGENET1K_V1}
+          teacher:
+            class_path: reskd_lightning.models.TSN
+            init_args: {backbone: resnet152}
+          teacher_ckpt: work_dirs/tsn_r152_224_anet/teacher.ckpt
+          student_resolution: 112
+          teacher_resolution: 224
+        trainer:
+          callbacks:
+            - class_path: reskd_lightning.FeatureMapKD
+              init_args: {weight: 100}
+    """
+
+    def __init__(
+        self,
+        student: ModelSpec,
+        teacher: ModelSpec | None = None,
+        num_classes: int | None = None,
+        student_resolution: int = 112,
+        teacher_resolution: int = 224,
+        teacher_ckpt: str | None = None,
+        teacher_bn_mode: Literal["train", "eval"] = "train",
+        distillers: Sequence[DistillationLoss] = (),
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        label_smoothing: float = 0.0,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        interpolation: str = "bilinear",
+        antialias: bool = False,
+        save_teacher: bool = False,
+    ) -> None:
+        super().__init__()
+        if teacher_bn_mode not in ("train", "eval"):
+            raise ValueError(f"teacher_bn_mode must be 'train' or 'eval', got {teacher_bn_mode!r}")
+        for key, value in (("student_resolution", student_resolution), ("teacher_resolution", teacher_resolution)):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{key} must be a positive number of pixels, got {value!r}")
+        if num_classes is not None and num_classes <= 0:
+            raise ValueError(f"num_classes must be positive, got {num_classes}")
+        if teacher_ckpt is not None and teacher is None:
+            raise ValueError(f"teacher_ckpt={teacher_ckpt!r} is set but no teacher network is given")
+        self.save_hyperparameters(ignore=["student", "teacher", "distillers"])
+
+        self.student = _build(student, num_classes, "student")
+        self.teacher = _build(teacher, num_classes, "teacher")
+        self.num_classes = num_classes or getattr(self.student, "num_classes", None)
+        if self.num_classes is None:
+            raise ValueError("num_classes is not given and the student has no `num_classes` attribute")
+        if self.teacher is not None:
+            if teacher_ckpt:
+                load_weights(self.teacher, teacher_ckpt)
+            self.teacher.requires_grad_(False)
+        self.teacher_bn_mode = teacher_bn_mode
+        self.student_resolution = student_resolution
+        self.teacher_resolution = teacher_resolution
+        self.optimizer_factory = optimizer
+        self.lr_scheduler_factory = lr_scheduler
+        self.label_smoothing = label_smoothing
+        self.view_options = dict(mean=tuple(mean), std=tuple(std), mode=interpolation, antialias=antialias)
+        self.save_teacher = save_teacher
+
+        # Learnable parts of distillers (adapters) live here, so Lightning moves, wraps, optimises and saves them.
+        self.distill_modules = nn.ModuleDict()
+        self._distillers: list[DistillationLoss] = []
+        for distiller in distillers:
+            self.register_distiller(distiller)
+
+        metric_args = dict(num_classes=self.num_classes, average="micro")
+        metrics = {"acc1": MulticlassAccuracy(top_k=1, **metric_args)}
+        if self.num_classes >= 5:
+            metrics["acc5"] = MulticlassAccuracy(top_k=5, **metric_args)
+        self.val_metrics = MetricCollection(metrics, prefix="val/")
+        self.test_metrics = self.val_metrics.clone(prefix="test/")
+        self._apply_teacher_mode()
+
+    # ----------------------------------------------------------------------------------------- distillers
+    @property
+    def distillers(self) -> tuple[DistillationLoss, ...]:
+        """The registered distillers, in registration order."""
+        return tuple(self._distillers)
+
+    def register_distiller(self, distiller: DistillationLoss) -> None:
+        """Add a distiller (called by its ``setup``); registering the same object twice is a no-op."""
+        if not isinstance(distiller, DistillationLoss):
+            raise TypeError(f"distillers must be DistillationLoss instances, got {type(distiller).__name__}")
+        if any(d is distiller for d in self._distillers):
+            return
+        if any(d.name == distiller.name for d in self._distillers):
+            raise ValueError(
+                f"two distillers are named {distiller.name!r}; give each a distinct `name` "
+                f"(registered: {[d.name for d in self._distillers]})"
+            )
+        if self.teacher is None:
+            raise ValueError(f"distiller {distiller.name!r} needs a teacher, but ResKDModule has teacher=None")
+        learnable = distiller.learnable_modules()
+        if learnable is not None:
+            self.distill_modules[distiller.name] = learnable
+        self._distillers.append(distiller)
+
+    # ---------------------------------------------------------------------------------------------- teacher
+    def _apply_teacher_mode(self) -> None:
+        if self.teacher is None:
+            return
+        self.teacher.eval()
+        if self.teacher_bn_mode == "train":
+            for m in self.teacher.modules():
+                if isinstance(m, _BatchNorm):
+                    m.train()
+
+    def train(self, mode: bool = True) -> "ResKDModule":
+        """Switch the student's mode; the teacher stays in ``teacher_bn_mode`` whatever Lightning asks."""
+        super().train(mode)
+        self._apply_teacher_mode()
+        return self
+
+    @torch.no_grad()
+    def teacher_forward(self, clip: Tensor) -> ModelOutput:
+        """The frozen teacher on its view, without building a graph."""
+        if self.teacher is None:
+            raise RuntimeError("this ResKDModule has no teacher")
+        return as_model_output(self.teacher(clip))
+
+    # ---------------------------------------------------------------------------------------------- steps
+    def _resolutions(self, with_teacher: bool) -> list[int]:
+        return [self.student_resolution] + ([self.teacher_resolution] if with_teacher else [])
+
+    def forward(self, clip: Tensor) -> ModelOutput:
+        """The student on a clip already at its resolution."""
+        return as_model_output(self.student(clip))
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        distill = bool(self._distillers)
+        attach_views(batch, self._resolutions(distill), **self.view_options)
+        clips = batch["clips"]
+        labels = batch["label"]
+        student_out = self(clips[self.student_resolution])
+        ce = F.cross_entropy(student_out.logits.float(), labels, label_smoothing=self.label_smoothing)
+        loss = ce
+        batch_size = labels.shape[0]
+        log = dict(on_step=True, on_epoch=True, batch_size=batch_size)
+        if distill:
+            teacher_out = self.teacher_forward(clips[self.teacher_resolution])
+            for distiller in self._distillers:
+                term = distiller(student_out, teacher_out, batch)
+                loss = loss + distiller.current_weight * term
+                self.log(f"train/distill/{distiller.name}", term.detach(), **log)
+        self.log("train/ce", ce.detach(), **log)
+        self.log("train/loss", loss.detach(), prog_bar=True, **log)
+        return loss
+
+    def _eval_logits(self, batch: dict[str, Any]) -> Tensor:
+        """Student probabilities, softmax-averaged over test views when the clip is ``[N, V, C, T, H, W]``."""
+        attach_views(batch, [self.student_resolution], **self.view_options)
+        clip = batch["clips"][self.student_resolution]
+        if clip.dim() == 6:
+            n, v = clip.shape[:2]
+            logits = self(clip.flatten(0, 1)).logits.float()
+            return logits.softmax(-1).view(n, v, -1).mean(1)
+        return self(clip).logits.float().softmax(-1)
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        probs = self._eval_logits(batch)
+        loss = F.nll_loss(probs.clamp_min(1e-8).log(), batch["label"])
+        self.val_metrics.update(probs, batch["label"])
+        n = probs.shape[0]
+        self.log("val/loss", loss, on_epoch=True, sync_dist=True, batch_size=n)
+        self.log_dict(self.val_metrics, on_epoch=True, prog_bar=True, batch_size=n)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        probs = self._eval_logits(batch)
+        self.test_metrics.update(probs, batch["label"])
+        self.log_dict(self.test_metrics, on_epoch=True, batch_size=probs.shape[0])
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+        probs = self._eval_logits(batch)
+        out = {"probs": probs}
+        if "index" in batch:
+            out["index"] = batch["index"]
+        return out
+
+    # ------------------------------------------------------------------------------------------ optimizer
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Student and distiller parameters; never the teacher's."""
+        params = list(self.student.parameters()) + list(self.distill_modules.parameters())
+        return [p for p in params if p.requires_grad]
+
+    def configure_optimizers(self) -> Any:
+        params = self.trainable_parameters()
+        optimizer = self.optimizer_factory(params) if self.optimizer_factory else paper_sgd(params)
+        if self.lr_scheduler_factory is not None:
+            scheduler = self.lr_scheduler_factory(optimizer)
+        else:
+            max_epochs = self.trainer.max_epochs if self._trainer is not None else None
+            if not max_epochs or max_epochs < 0:
+                return optimizer  # no epoch budget to anneal over
+            scheduler = cosine_per_epoch(optimizer, max_epochs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    # ---------------------------------------------------------------------------------------- checkpoints
+    def on_fit_start(self) -> None:
+        if self.teacher is not None and not self._distillers:
+            rank_zero_warn("ResKDModule has a teacher but no distiller: the teacher is not run and teaches nothing")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if not self.save_teacher:
+            state = checkpoint["state_dict"]
+            for key in [k for k in state if k.startswith(TEACHER_PREFIX)]:
+                del state[key]
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """Load a checkpoint that may lack the teacher (restored from ``teacher_ckpt`` instead).
+
+        Any other missing key, and any unexpected key, raises when ``strict``; distiller modules of a fit
+        checkpoint are tolerated in a run that has no such distillers (validation, test).
+        """
+        own = self.state_dict()
+        missing = [k for k in own if k not in state_dict and not k.startswith(TEACHER_PREFIX)]
+        unexpected = [k for k in state_dict if k not in own and not k.startswith(DISTILL_PREFIX)]
+        if strict and (missing or unexpected):
+            raise RuntimeError(
+                "checkpoint does not match ResKDModule: "
+                f"missing keys {missing[:10]}{' ...' if len(missing) > 10 else ''}, "
+                f"unexpected keys {unexpected[:10]}{' ...' if len(unexpected) > 10 else ''} "
+                "(only teacher.* keys may be missing)"
+            )
+        return super().load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=False, assign=assign)
+
+    def export_student(self, path: str | os.PathLike) -> Path:
+        """Write the student's weights alone (a plain state dict plus metadata), atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "state_dict": {k: v.detach().cpu() for k, v in self.student.state_dict().items()},
+            "num_classes": self.num_classes,
+            "resolution": self.student_resolution,
+        }
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+        return path
+
