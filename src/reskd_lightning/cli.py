@@ -89,14 +89,14 @@ def cli_main(args: Sequence[str] | None = None, run: bool = True) -> ResKDCLI:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``reskd`` console script."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in TOOLS:
-        TOOLS[argv[0]](argv[1:])
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in TOOLS:
+        TOOLS[args[0]](args[1:])
         return
-    if not argv or argv[0] in ("-h", "--help"):
+    if not args or args[0] in ("-h", "--help"):
         print(USAGE.replace("{tools}", ",".join(TOOLS)))
         return
-    cli_main(argv)
+    cli_main(argv)  # None: LightningCLI reads sys.argv itself
 
 
 if __name__ == "__main__":

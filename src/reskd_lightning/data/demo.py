@@ -1,12 +1,12 @@
-"""The built-in demo dataset: small real videos whose class is the shape of a small moving object.
+"""The built-in demo dataset: small real videos whose class is the orientation of a fine moving texture.
 
-Each video shows one small object (``plus``, ``cross``, ``ring`` or ``disc``, about 7x7 pixels at 128 px)
-moving over a cluttered, noisy, textured background among soft distractor blobs of the same colour. Position,
-velocity, brightness and background differ per video; only the shape tells the class. The shape is clear at
-112 px and hard to make out at 56 px, which is the regime cross-resolution distillation is about.
+Each video shows one moving disc filled with a fine grating (period about 3.3 px at 128 px) whose orientation,
+0, 45, 90 or 135 degrees (+-8), is the class, among distractor discs with coarse gratings of any orientation,
+over a tinted, noisy texture. Position, speed, phase and contrast differ per video. The fine grating is clear
+at 112 px; at 56 px its period falls below two pixels and it aliases, so the class is hard (not impossible)
+to read: the regime cross-resolution distillation is about.
 
-Videos are H.264 (libx264, yuv420p, crf 18) ``.mp4`` files written with PyAV, listed in mmaction2 video lists.
-"""
+Videos are H.264 (libx264, yuv420p, crf 18) ``.mp4`` files written with PyAV, listed in mmaction2 video lists."""
 
 from __future__ import annotations
 
@@ -20,13 +20,14 @@ from typing import Sequence
 import numpy as np
 
 #: The demo dataset's classes, in label order.
-DEMO_CLASSES: tuple[str, ...] = ("plus", "cross", "ring", "disc")
+DEMO_CLASSES: tuple[str, ...] = ("stripes_0", "stripes_45", "stripes_90", "stripes_135")
+_ANGLES: tuple[float, ...] = (0.0, 45.0, 90.0, 135.0)
 
 #: Environment variable naming the default demo folder (else ``~/.cache/reskd_lightning/demo``).
 DEMO_DIR_ENV = "RESKD_DEMO_DIR"
 
 _MARKER = ".complete"
-_VERSION = 1
+_VERSION = 2
 _FPS = 10
 
 
@@ -60,24 +61,6 @@ def write_video(
     return path
 
 
-def _shape_mask(name: str, size: int) -> np.ndarray:
-    """A ``size x size`` float mask of one class's shape (1 inside, 0 outside)."""
-    c = size // 2
-    dy, dx = np.mgrid[:size, :size] - c
-    dist = np.hypot(dx, dy)
-    if name == "plus":
-        mask = (dx == 0) | (dy == 0)
-    elif name == "cross":
-        mask = np.abs(dx) == np.abs(dy)
-    elif name == "ring":
-        mask = np.abs(dist - c) <= 0.6
-    elif name == "disc":
-        mask = dist <= c + 0.3
-    else:
-        raise ValueError(f"unknown demo shape {name!r}; known shapes are {list(DEMO_CLASSES)}")
-    return mask.astype(np.float32)
-
-
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
     """Random texture ``[size, size]`` in about [-1, 1]: a ``cells x cells`` noise grid, upsampled."""
     grid = rng.standard_normal((cells + 1, cells + 1)).astype(np.float32)
@@ -96,47 +79,47 @@ def _bounce(start: float, velocity: float, low: float, high: float, steps: int) 
     return low + np.where(folded > span, 2 * span - folded, folded)
 
 
+def _grating_disc(
+    yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, radius: float, period: float, angle: float, phase: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """A soft-edged disc mask and a sine grating of ``period`` pixels across direction ``angle``."""
+    mask = np.clip(radius + 0.5 - np.hypot(yy - cy, xx - cx), 0.0, 1.0)
+    wave = np.sin(2 * np.pi * ((xx * np.cos(angle) + yy * np.sin(angle)) / period) + phase)
+    return mask, wave
+
+
 def render_demo_video(
     class_index: int, rng: np.random.Generator, num_frames: int = 16, size: int = 128
 ) -> np.ndarray:
     """Frames ``[num_frames, size, size, 3]``, uint8 RGB, of a demo video of ``DEMO_CLASSES[class_index]``."""
+    if not 0 <= class_index < len(DEMO_CLASSES):
+        raise ValueError(f"class_index must be in [0, {len(DEMO_CLASSES)}), got {class_index}")
     scale = size / 128.0
-    obj = max(5, int(round(7 * scale)) | 1)
-    colour = np.array([1.0, 0.9, 0.55], dtype=np.float32)  # one colour for every class and the distractors
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
     # Background: a tinted multi-scale texture, static, plus fresh noise every frame.
     texture = 0.6 * _smooth_noise(rng, size, 4) + 0.4 * _smooth_noise(rng, size, max(4, size // 6))
     tint = rng.uniform(0.7, 1.1, size=3).astype(np.float32)
-    background = (100.0 + 35.0 * texture)[:, :, None] * tint
+    background = (110.0 + 30.0 * texture)[:, :, None] * tint
     frames = np.broadcast_to(background, (num_frames, size, size, 3)).copy()
-    frames += 8.0 * rng.standard_normal(frames.shape, dtype=np.float32)
+    frames += 6.0 * rng.standard_normal(frames.shape, dtype=np.float32)
 
-    # Distractors: soft round blobs of the object's colour, moving too (drawn in a patch of +-3 sigma).
-    for _ in range(rng.integers(4, 8)):
-        sigma = rng.uniform(0.8, 2.2) * scale
-        bright = rng.uniform(120.0, 230.0)
-        ys = _bounce(rng.uniform(0, size), rng.uniform(-2.0, 2.0) * scale, 0, size - 1, num_frames)
-        xs = _bounce(rng.uniform(0, size), rng.uniform(-2.0, 2.0) * scale, 0, size - 1, num_frames)
-        reach = int(np.ceil(3 * sigma))
+    # Patches: distractors with coarse stripes of any orientation, then the object with the class's fine ones.
+    patches = [
+        (rng.uniform(7, 12) * scale, rng.uniform(8, 14) * scale, rng.uniform(0, np.pi))
+        for _ in range(rng.integers(2, 5))
+    ]
+    angle = np.deg2rad(_ANGLES[class_index] + rng.uniform(-8, 8))
+    patches.append((rng.uniform(12, 16) * scale, rng.uniform(3.0, 3.6) * scale, angle))
+    for radius, period, theta in patches:
+        contrast = rng.uniform(35.0, 70.0)
+        speed = rng.uniform(0.5, 2.5) * scale
+        heading = rng.uniform(0, 2 * np.pi)
+        ys = _bounce(rng.uniform(radius, size - radius), speed * np.sin(heading), radius, size - radius, num_frames)
+        xs = _bounce(rng.uniform(radius, size - radius), speed * np.cos(heading), radius, size - radius, num_frames)
+        phase, drift = rng.uniform(0, 2 * np.pi), rng.uniform(-0.6, 0.6)
         for t in range(num_frames):
-            y0, y1 = max(0, int(ys[t]) - reach), min(size, int(ys[t]) + reach + 2)
-            x0, x1 = max(0, int(xs[t]) - reach), min(size, int(xs[t]) + reach + 2)
-            gy = np.exp(-((np.arange(y0, y1) - ys[t]) ** 2) / (2 * sigma**2))
-            gx = np.exp(-((np.arange(x0, x1) - xs[t]) ** 2) / (2 * sigma**2))
-            blob = (gy[:, None] * gx[None, :])[:, :, None].astype(np.float32)
-            patch = frames[t, y0:y1, x0:x1]
-            patch[...] = patch * (1 - blob) + bright * colour * blob
-
-    # The object: the class's shape, bouncing around, one brightness for the whole video.
-    mask = _shape_mask(DEMO_CLASSES[class_index], obj)[:, :, None]
-    bright = rng.uniform(150.0, 255.0)
-    speed = rng.uniform(1.0, 3.0) * scale
-    angle = rng.uniform(0, 2 * np.pi)
-    high = size - obj
-    ys = np.rint(_bounce(rng.uniform(0, high), speed * np.sin(angle), 0, high, num_frames)).astype(int)
-    xs = np.rint(_bounce(rng.uniform(0, high), speed * np.cos(angle), 0, high, num_frames)).astype(int)
-    for t in range(num_frames):
-        patch = frames[t, ys[t] : ys[t] + obj, xs[t] : xs[t] + obj]
-        patch[...] = patch * (1 - mask) + bright * colour * mask
+            mask, wave = _grating_disc(yy, xx, ys[t], xs[t], radius, period, theta, phase + drift * t)
+            frames[t] = frames[t] * (1 - mask[:, :, None]) + (128.0 + contrast * wave)[:, :, None] * mask[:, :, None]
     return np.clip(frames, 0, 255).astype(np.uint8)
 
 
@@ -148,8 +131,9 @@ def _read_marker(root: Path) -> dict | None:
 
 
 def is_demo_complete(root: str | os.PathLike) -> bool:
-    """Whether ``root`` holds a completely written demo dataset (of any parameters)."""
-    return _read_marker(Path(root)) is not None
+    """Whether ``root`` holds a completely written demo dataset of this version (of any size)."""
+    marker = _read_marker(Path(root))
+    return marker is not None and marker.get("version") == _VERSION
 
 
 def _write_split(

@@ -1,0 +1,326 @@
+"""ResKDModule: the teacher contract, distillers in the step, mixed precision and a user's own script."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.data import DataLoader, Dataset
+
+from reskd_lightning import FeatureMapKD, LogitKD, ModelOutput, ResKDModule, VideoDataModule
+from reskd_lightning.models import TSN
+
+NUM_CLASSES = 4
+
+
+class RandomClips(Dataset):
+    """A user's own dataset: uint8 clips ``[C, T, H, W]`` and labels, nothing else."""
+
+    def __init__(self, n: int = 8, size: int = 32, frames: int = 2, dtype: torch.dtype = torch.uint8) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.video = torch.randint(0, 256, (n, 3, frames, size, size), generator=g, dtype=torch.uint8)
+        if dtype != torch.uint8:
+            self.video = (self.video.float() - 128.0) / 64.0
+        self.label = torch.randint(0, NUM_CLASSES, (n,), generator=g)
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"video": self.video[i], "label": self.label[i]}
+
+
+class UserDataModule(pl.LightningDataModule):
+    def __init__(self, dtype: torch.dtype = torch.uint8) -> None:
+        super().__init__()
+        self.dtype = dtype
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(RandomClips(dtype=self.dtype), batch_size=4, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(RandomClips(n=4, dtype=self.dtype), batch_size=4)
+
+
+def tsn(backbone: str = "resnet18") -> TSN:
+    return TSN(NUM_CLASSES, backbone=backbone, dropout=0.0, init_std=0.01)
+
+
+def reskd(**kwargs: Any) -> ResKDModule:
+    args: dict[str, Any] = dict(
+        student=tsn(), teacher=tsn(), num_classes=NUM_CLASSES, student_resolution=16, teacher_resolution=32
+    )
+    args.update(kwargs)
+    return ResKDModule(**args)
+
+
+def bn_training_flags(module: nn.Module) -> set[bool]:
+    return {m.training for m in module.modules() if isinstance(m, _BatchNorm)}
+
+
+class RecordModes(pl.Callback):
+    """Records the teacher's BN and dropout modes at every train and validation batch."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, frozenset[bool]]] = []
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: ResKDModule, *args: Any) -> None:
+        self.seen.append(("train", frozenset(bn_training_flags(pl_module.teacher))))
+
+    def on_validation_batch_start(self, trainer: pl.Trainer, pl_module: ResKDModule, *args: Any) -> None:
+        self.seen.append(("val", frozenset(bn_training_flags(pl_module.teacher))))
+
+
+def fit(module: ResKDModule, trainer_kwargs: dict[str, Any], dm: pl.LightningDataModule | None = None, **kw: Any):
+    trainer = pl.Trainer(**{**trainer_kwargs, "max_epochs": 1, "limit_train_batches": 2, "limit_val_batches": 1, **kw})
+    trainer.fit(module, datamodule=dm or UserDataModule())
+    return trainer
+
+
+# ------------------------------------------------------------------------------------------ teacher contract
+def test_teacher_parameters_are_frozen() -> None:
+    module = reskd(distillers=[FeatureMapKD()])
+    assert all(not p.requires_grad for p in module.teacher.parameters())
+    assert all(p.requires_grad for p in module.student.parameters())
+    out = module.teacher_forward(torch.randn(2, 3, 2, 32, 32))
+    assert not out.features.requires_grad and not out.logits.requires_grad
+
+
+def test_teacher_not_in_optimizer(quiet_trainer_kwargs: dict[str, Any]) -> None:
+    module = reskd(distillers=[FeatureMapKD()])
+    trainer = fit(module, quiet_trainer_kwargs)
+    optimized = {id(p) for group in trainer.optimizers[0].param_groups for p in group["params"]}
+    assert not optimized & {id(p) for p in module.teacher.parameters()}
+    assert {id(p) for p in module.student.parameters()} <= optimized
+
+
+@pytest.mark.parametrize("bn_mode", ["train", "eval"])
+def test_teacher_bn_mode_kept_after_fit_switches_modes(bn_mode: str, quiet_trainer_kwargs: dict[str, Any]) -> None:
+    module = reskd(distillers=[FeatureMapKD()], teacher_bn_mode=bn_mode)
+    recorder = RecordModes()
+    fit(module, quiet_trainer_kwargs, callbacks=[recorder], num_sanity_val_steps=1)
+    expected = frozenset({bn_mode == "train"})
+    assert {stage for stage, _ in recorder.seen} == {"train", "val"}
+    assert all(flags == expected for _, flags in recorder.seen), recorder.seen
+    # Dropout and every other non-BN layer of the teacher stay in eval mode in both settings.
+    assert all(not m.training for m in module.teacher.modules() if not isinstance(m, _BatchNorm))
+    module.train()
+    assert bn_training_flags(module.teacher) == set(expected) and module.student.training
+
+
+def test_teacher_bn_statistics_update_only_in_train_mode(quiet_trainer_kwargs: dict[str, Any]) -> None:
+    for bn_mode, changes in (("train", True), ("eval", False)):
+        module = reskd(distillers=[FeatureMapKD()], teacher_bn_mode=bn_mode)
+        before = module.teacher.backbone.bn1.running_mean.clone()
+        fit(module, quiet_trainer_kwargs)
+        changed = not torch.equal(before, module.teacher.backbone.bn1.running_mean)
+        assert changed is changes, bn_mode
+
+
+def test_teacher_not_saved_in_checkpoint(tmp_path: Path, quiet_trainer_kwargs: dict[str, Any]) -> None:
+    module = reskd(distillers=[FeatureMapKD()])
+    trainer = fit(module, quiet_trainer_kwargs)
+    trainer.save_checkpoint(tmp_path / "run.ckpt")
+    state = torch.load(tmp_path / "run.ckpt", weights_only=False)["state_dict"]
+    assert not [k for k in state if k.startswith("teacher.")]
+    assert any(k.startswith("student.") for k in state)
+
+    kept = reskd(distillers=[FeatureMapKD()], save_teacher=True)
+    trainer = fit(kept, quiet_trainer_kwargs)
+    trainer.save_checkpoint(tmp_path / "with_teacher.ckpt")
+    assert any(k.startswith("teacher.") for k in torch.load(tmp_path / "with_teacher.ckpt", weights_only=False)["state_dict"])
+
+
+def test_checkpoint_restores_student_and_teacher_comes_from_teacher_ckpt(
+    tmp_path: Path, quiet_trainer_kwargs: dict[str, Any]
+) -> None:
+    teacher = tsn()
+    torch.save(teacher.state_dict(), tmp_path / "teacher.pth")
+    module = reskd(teacher=tsn(), teacher_ckpt=str(tmp_path / "teacher.pth"), distillers=[FeatureMapKD()])
+    for key, value in teacher.state_dict().items():
+        assert torch.equal(module.teacher.state_dict()[key], value), key
+    trainer = fit(module, quiet_trainer_kwargs)
+    trainer.save_checkpoint(tmp_path / "run.ckpt")
+    student_after_epoch_1 = {k: v.clone() for k, v in module.student.state_dict().items()}
+
+    restored = reskd(teacher=tsn(), teacher_ckpt=str(tmp_path / "teacher.pth"), distillers=[FeatureMapKD()])
+    restored.load_state_dict(torch.load(tmp_path / "run.ckpt", weights_only=False)["state_dict"])
+    for key, value in student_after_epoch_1.items():
+        assert torch.equal(restored.student.state_dict()[key], value), key
+    for key, value in teacher.state_dict().items():
+        if "running" not in key and "num_batches" not in key:  # BN statistics moved in train mode
+            assert torch.equal(restored.teacher.state_dict()[key], value), key
+
+
+def test_fit_resumes_from_checkpoint_path(tmp_path: Path, quiet_trainer_kwargs: dict[str, Any]) -> None:
+    module = reskd(distillers=[FeatureMapKD()])
+    trainer = fit(module, quiet_trainer_kwargs)
+    trainer.save_checkpoint(tmp_path / "run.ckpt")
+    resumed = reskd(distillers=[FeatureMapKD()])
+    trainer = pl.Trainer(**{**quiet_trainer_kwargs, "max_epochs": 2, "limit_train_batches": 2, "limit_val_batches": 1})
+    trainer.fit(resumed, datamodule=UserDataModule(), ckpt_path=tmp_path / "run.ckpt")
+    assert trainer.global_step == 4
+
+
+def test_load_state_dict_raises_on_non_teacher_missing_key() -> None:
+    source = reskd(distillers=[FeatureMapKD()])
+    state = {k: v for k, v in source.state_dict().items() if not k.startswith("teacher.")}
+    reskd(distillers=[FeatureMapKD()]).load_state_dict(state)  # teacher keys may be missing
+    del state["student.cls_head.fc.weight"]
+    with pytest.raises(RuntimeError, match=r"missing keys \['student.cls_head.fc.weight'\]"):
+        reskd(distillers=[FeatureMapKD()]).load_state_dict(state)
+
+
+def test_load_state_dict_raises_on_unexpected_key() -> None:
+    state = dict(reskd().state_dict())
+    state["student.extra.weight"] = torch.zeros(1)
+    with pytest.raises(RuntimeError, match=r"unexpected keys \['student.extra.weight'\]"):
+        reskd().load_state_dict(state)
+
+
+def test_teacher_ckpt_mismatch_names_file_and_keys(tmp_path: Path) -> None:
+    torch.save(tsn("resnet34").state_dict(), tmp_path / "r34.pth")
+    with pytest.raises(ValueError, match=r"r34.pth.*\n.*unexpected keys.*backbone.layer1.2") as err:
+        reskd(teacher_ckpt=str(tmp_path / "r34.pth"))
+    assert "missing" not in str(err.value)
+    wrong_classes = TSN(7, backbone="resnet18")
+    torch.save({"state_dict": {f"student.{k}": v for k, v in wrong_classes.state_dict().items()}}, tmp_path / "k7.ckpt")
+    with pytest.raises(ValueError, match=r"wrong shapes.*cls_head.fc.weight: file \(7, 512\) vs model \(4, 512\)"):
+        reskd(teacher_ckpt=str(tmp_path / "k7.ckpt"))
+
+
+# --------------------------------------------------------------------------------------------- the step
+class RecordLoss(pl.Callback):
+    def __init__(self) -> None:
+        self.grad_norms: list[float] = []
+
+    def on_after_backward(self, trainer: pl.Trainer, pl_module: ResKDModule) -> None:
+        grads = [p.grad for p in pl_module.student.parameters() if p.grad is not None]
+        self.grad_norms.append(float(torch.stack([g.float().norm() for g in grads]).norm()) if grads else 0.0)
+        assert all(p.grad is None for p in pl_module.teacher.parameters())
+
+
+def test_student_gets_gradients_with_teacher_under_no_grad_in_bf16_mixed(quiet_trainer_kwargs: dict[str, Any]) -> None:
+    # Only the distillation term: the gradient the student gets must come through the teacher's targets.
+    module = reskd(distillers=[FeatureMapKD(weight=100.0)])
+    recorder = RecordLoss()
+    trainer = fit(module, quiet_trainer_kwargs, precision="bf16-mixed", callbacks=[recorder])
+    assert len(recorder.grad_norms) == 2 and all(n > 0 and n == n for n in recorder.grad_norms)
+    assert trainer.callback_metrics["train/distill/feature_map_kd_epoch"] > 0
+
+
+def test_distillers_from_callbacks_are_registered_and_logged(quiet_trainer_kwargs: dict[str, Any]) -> None:
+    module = reskd()
+    trainer = fit(module, quiet_trainer_kwargs, callbacks=[FeatureMapKD(weight=10.0), LogitKD(temperature=2.0)])
+    assert [d.name for d in module.distillers] == ["feature_map_kd", "logit_kd"]
+    metrics = trainer.callback_metrics
+    assert {"train/distill/feature_map_kd_epoch", "train/distill/logit_kd_epoch", "train/ce_epoch"} <= set(metrics)
+    total = metrics["train/ce_epoch"] + 10.0 * metrics["train/distill/feature_map_kd_epoch"] + metrics[
+        "train/distill/logit_kd_epoch"
+    ]
+    assert torch.isclose(metrics["train/loss_epoch"], total, rtol=1e-4)
+
+
+def test_two_distillers_with_one_name_are_refused() -> None:
+    with pytest.raises(ValueError, match="two distillers are named 'feature_map_kd'"):
+        reskd(distillers=[FeatureMapKD(), FeatureMapKD(weight=1.0)])
+    module = reskd(distillers=[FeatureMapKD(name="fm_a"), FeatureMapKD(name="fm_b")])
+    assert [d.state_key for d in module.distillers] == ["FeatureMapKD{'name': 'fm_a'}", "FeatureMapKD{'name': 'fm_b'}"]
+
+
+def test_distiller_without_teacher_is_refused() -> None:
+    with pytest.raises(ValueError, match="needs a teacher"):
+        ResKDModule(student=tsn(), num_classes=NUM_CLASSES, distillers=[FeatureMapKD()])
+
+
+class EpochLosses(pl.Callback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.losses.append(float(trainer.callback_metrics["train/loss_epoch"]))
+
+
+def test_plain_training_without_teacher_learns(quiet_trainer_kwargs: dict[str, Any]) -> None:
+    module = ResKDModule(
+        student=tsn(), num_classes=NUM_CLASSES, student_resolution=32,
+        optimizer=lambda params: torch.optim.Adam(params, lr=1e-3),
+    )
+    record = EpochLosses()
+    trainer = fit(module, quiet_trainer_kwargs, max_epochs=6, callbacks=[record])
+    assert module.teacher is None and module.distillers == ()
+    assert record.losses[-1] < 0.5 * record.losses[0], record.losses
+    assert "val/acc1" in trainer.callback_metrics
+
+
+# --------------------------------------------------------------------------------------- user's own script
+class UserStudent(nn.Module):
+    """A user's own network: returns (features, logits) like a VideoRecognizer."""
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.conv = nn.Conv3d(3, width, (1, 3, 3), stride=(1, 4, 4), padding=(0, 1, 1))
+        self.bn = nn.BatchNorm3d(width)
+        self.fc = nn.Linear(width, NUM_CLASSES)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        features = torch.relu(self.bn(self.conv(x)))
+        return features, self.fc(features.mean((2, 3, 4)))
+
+
+class UserTeacher(UserStudent):
+    def forward(self, x: Tensor) -> ModelOutput:  # the library's output type works too
+        return ModelOutput(*super().forward(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_user_script_with_own_modules_and_datamodule(dtype: torch.dtype, quiet_trainer_kwargs: dict[str, Any]) -> None:
+    module = ResKDModule(
+        student=UserStudent(),
+        teacher=UserTeacher(),
+        num_classes=NUM_CLASSES,
+        student_resolution=16,
+        teacher_resolution=32,
+        distillers=[FeatureMapKD(weight=100.0)],
+    )
+    seen: list[tuple[int, ...]] = []
+    original = module.student.forward
+    module.student.forward = lambda x: (seen.append(tuple(x.shape)), original(x))[1]  # type: ignore[method-assign]
+    trainer = fit(module, quiet_trainer_kwargs, dm=UserDataModule(dtype))
+    assert seen[0] == (4, 3, 2, 16, 16)  # the module made the student's view from batch["video"]
+    assert float(trainer.callback_metrics["train/distill/feature_map_kd_epoch"]) > 0
+    assert 0.0 <= float(trainer.callback_metrics["val/acc1"]) <= 1.0
+
+
+def test_fit_with_video_datamodule_on_demo_videos(demo_root: Path, quiet_trainer_kwargs: dict[str, Any]) -> None:
+    dm = VideoDataModule(
+        demo_data=str(demo_root), num_segments=2, short_side=64, crop_size=64, resolutions=[64, 32],
+        batch_size=4, num_workers=0,
+    )
+    module = reskd(student_resolution=32, teacher_resolution=64, distillers=[FeatureMapKD()])
+    trainer = fit(module, quiet_trainer_kwargs, dm=dm, limit_val_batches=2)
+    assert trainer.global_step == 2 and "val/acc1" in trainer.callback_metrics
+
+
+def test_multi_view_test_clips_average_softmax_over_views() -> None:
+    module = reskd(student_resolution=16).eval()
+    video = torch.randn(2, 3, 3, 2, 16, 16)  # [N, V, C, T, H, W], already normalised
+    probs = module._eval_logits({"video": video})
+    with torch.no_grad():
+        per_view = torch.stack([module.student(video[:, v]).logits.softmax(-1) for v in range(3)], 1)
+    assert torch.allclose(probs, per_view.mean(1), atol=1e-6)
+
+
+def test_export_student_writes_loadable_weights(tmp_path: Path) -> None:
+    module = reskd()
+    path = module.export_student(tmp_path / "student.pth")
+    payload = torch.load(path, weights_only=True)
+    assert payload["num_classes"] == NUM_CLASSES and payload["resolution"] == 16
+    fresh = tsn()
+    fresh.load_state_dict(payload["state_dict"])
+    assert not list(tmp_path.glob(".*.tmp"))
