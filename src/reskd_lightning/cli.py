@@ -18,10 +18,14 @@ def views_for(student_resolution: int, teacher_resolution: int, teacher: Any) ->
 
 
 class ResKDCLI(LightningCLI):
-    """LightningCLI with ``data.num_classes`` linked to the model and the views linked to its resolutions."""
+    """LightningCLI with ``data.num_classes``, normalisation and interpolation linked from the data to the
+    model, and the DataModule's views (``data.resolutions``) computed from the model's resolutions."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_classes", "model.num_classes")
+        # One normalisation and one resize method for the DataModule's views and the module's own.
+        for key in ("mean", "std", "interpolation", "antialias"):
+            parser.link_arguments(f"data.{key}", f"model.{key}")
         parser.link_arguments(
             ("model.student_resolution", "model.teacher_resolution", "model.teacher"),
             "data.resolutions",

@@ -27,9 +27,13 @@ def load_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        pass  # not tensors only: a checkpoint with pickled objects, or not a checkpoint at all
     except (RuntimeError, EOFError) as err:
         raise ValueError(f"checkpoint {str(path)!r} could not be read: {err}") from err
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any failure means the file is not a checkpoint
+        raise ValueError(f"checkpoint {str(path)!r} could not be read: {type(err).__name__}: {err}") from err
 
 
 def extract_state_dict(
