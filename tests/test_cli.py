@@ -13,6 +13,7 @@ import torch
 import torchvision
 import yaml
 
+from reskd_lightning import ResKDModule
 from reskd_lightning.cli import cli_main, main
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -83,6 +84,12 @@ def test_cli_fit_teacher_then_student_writes_checkpoints(
     # Validation from the checkpoint runs the student alone at its resolution.
     cli = cli_main(["validate", "--config", str(student_cfg), "--ckpt_path", str(tmp_path / "student" / "student.ckpt")])
     assert 0.0 <= float(cli.trainer.callback_metrics["val/acc1"]) <= 1.0
+
+    # The checkpoint alone rebuilds the module: LightningCLI stored the networks' class paths.
+    restored = ResKDModule.load_from_checkpoint(tmp_path / "student" / "student.ckpt")
+    assert (restored.student_resolution, restored.teacher_resolution) == (32, 64)
+    assert torch.equal(restored.student.backbone.conv1.weight, cli.model.student.backbone.conv1.weight)
+    assert torch.equal(restored.teacher.backbone.conv1.weight, stage1["student.backbone.conv1.weight"])
 
 
 def test_cli_reports_a_missing_teacher_checkpoint(demo_root: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
@@ -121,7 +122,15 @@ class ResKDModule(pl.LightningModule):
             raise ValueError(f"num_classes must be positive, got {num_classes}")
         if teacher_ckpt is not None and teacher is None:
             raise ValueError(f"teacher_ckpt={teacher_ckpt!r} is set but no teacher network is given")
-        self.save_hyperparameters(ignore=["student", "teacher", "distillers"])
+        # Networks given as modules are saved with the state dict, not as hyper-parameters. Factories that pickle
+        # (a class, or LightningCLI's partial of a class_path without num_classes) are kept, so that
+        # load_from_checkpoint can rebuild the networks; a lambda is not.
+        unsaved = [
+            name
+            for name, net in (("student", student), ("teacher", teacher))
+            if net is not None and not isinstance(net, (type, functools.partial))
+        ]
+        self.save_hyperparameters(ignore=unsaved + ["distillers"])
 
         self.student = _build(student, num_classes, "student")
         self.teacher = _build(teacher, num_classes, "teacher")

@@ -66,7 +66,7 @@ def test_class_folders_and_demo_data(demo_root: Path) -> None:
 
 def test_label_outside_num_classes_names_list_path_and_label(demo_root: Path) -> None:
     dm = VideoDataModule(train_list=str(demo_root / "train.txt"), num_classes=3, **SMALL)
-    with pytest.raises(ValueError, match=rf"{demo_root}/train.txt: video '.*disc_0000.mp4' has label 3"):
+    with pytest.raises(ValueError, match=rf"{demo_root}/train.txt: video '.*stripes_135_0000.mp4' has label 3"):
         dm.setup("fit")
 
 
