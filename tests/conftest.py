@@ -12,6 +12,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from reskd_lightning.data import write_demo_dataset  # noqa: E402
 
@@ -22,6 +23,12 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_demo_dataset(
         tmp_path_factory.mktemp("demo") / "demo", num_train_per_class=4, num_val_per_class=2, size=64
     )
+
+
+@pytest.fixture(autouse=True)
+def seeded() -> None:
+    """Every test starts from the same random state, so a failure reproduces."""
+    torch.manual_seed(0)
 
 
 @pytest.fixture()

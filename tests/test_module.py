@@ -36,15 +36,15 @@ class RandomClips(Dataset):
 
 
 class UserDataModule(pl.LightningDataModule):
-    def __init__(self, dtype: torch.dtype = torch.uint8) -> None:
+    def __init__(self, dtype: torch.dtype = torch.uint8, size: int = 32) -> None:
         super().__init__()
-        self.dtype = dtype
+        self.dtype, self.size = dtype, size
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(RandomClips(dtype=self.dtype), batch_size=4, shuffle=True)
+        return DataLoader(RandomClips(size=self.size, dtype=self.dtype), batch_size=4, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(RandomClips(n=4, dtype=self.dtype), batch_size=4)
+        return DataLoader(RandomClips(n=4, size=self.size, dtype=self.dtype), batch_size=4)
 
 
 def tsn(backbone: str = "resnet18") -> TSN:
@@ -207,10 +207,12 @@ class RecordLoss(pl.Callback):
 
 def test_student_gets_gradients_with_teacher_under_no_grad_in_bf16_mixed(quiet_trainer_kwargs: dict[str, Any]) -> None:
     # Only the distillation term: the gradient the student gets must come through the teacher's targets.
-    module = reskd(distillers=[FeatureMapKD(weight=100.0)])
+    # 32/64 px: at 16 px ResNet-18's last stages see 1x1 maps and BatchNorm over 8 values, whose gradients
+    # explode in any precision.
+    module = reskd(distillers=[FeatureMapKD(weight=100.0)], student_resolution=32, teacher_resolution=64)
     recorder = RecordLoss()
-    trainer = fit(module, quiet_trainer_kwargs, precision="bf16-mixed", callbacks=[recorder])
-    assert len(recorder.grad_norms) == 2 and all(n > 0 and n == n for n in recorder.grad_norms)
+    trainer = fit(module, quiet_trainer_kwargs, UserDataModule(size=64), precision="bf16-mixed", callbacks=[recorder])
+    assert len(recorder.grad_norms) == 2 and all(0 < n < float("inf") for n in recorder.grad_norms)
     assert trainer.callback_metrics["train/distill/feature_map_kd_epoch"] > 0
 
 
