@@ -85,6 +85,14 @@ def test_cli_fit_teacher_then_student_writes_checkpoints(
     cli = cli_main(["validate", "--config", str(student_cfg), "--ckpt_path", str(tmp_path / "student" / "student.ckpt")])
     assert 0.0 <= float(cli.trainer.callback_metrics["val/acc1"]) <= 1.0
 
+    # Test and predict use the test list (the demo's val list): multi-clip views averaged, probabilities out.
+    ckpt = str(tmp_path / "student" / "student.ckpt")
+    cli = cli_main(["test", "--config", str(student_cfg), "--ckpt_path", ckpt])
+    assert 0.0 <= float(cli.trainer.callback_metrics["test/acc1"]) <= 1.0
+    cli = cli_main(["predict", "--config", str(student_cfg), "--ckpt_path", ckpt, "--trainer.limit_predict_batches", "1"])
+    predictions = cli.trainer.predict_loop.predictions
+    assert predictions[0]["probs"].shape == (4, 4) and torch.allclose(predictions[0]["probs"].sum(-1), torch.ones(4))
+
     # The checkpoint alone rebuilds the module: LightningCLI stored the networks' class paths.
     restored = ResKDModule.load_from_checkpoint(tmp_path / "student" / "student.ckpt")
     assert (restored.student_resolution, restored.teacher_resolution) == (32, 64)

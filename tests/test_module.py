@@ -326,3 +326,26 @@ def test_export_student_writes_loadable_weights(tmp_path: Path) -> None:
     fresh = tsn()
     fresh.load_state_dict(payload["state_dict"])
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_interrupted_saves_keep_the_previous_files(
+    tmp_path: Path, quiet_trainer_kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = reskd(distillers=[FeatureMapKD()])
+    trainer = fit(module, quiet_trainer_kwargs)
+    trainer.save_checkpoint(tmp_path / "run.ckpt")
+    module.export_student(tmp_path / "student.pth")
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("*.*")}
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt("interrupted while saving")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.save_checkpoint(tmp_path / "run.ckpt")
+    with pytest.raises(KeyboardInterrupt):
+        module.export_student(tmp_path / "student.pth")
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("*.*")} == before  # untouched, no temporary left
+    assert not list(tmp_path.glob(".*"))
+    torch.load(tmp_path / "run.ckpt", weights_only=False)

@@ -331,7 +331,10 @@ class ResKDModule(pl.LightningModule):
             "resolution": self.student_resolution,
         }
         tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
+        try:
+            torch.save(payload, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
