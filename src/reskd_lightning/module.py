@@ -139,12 +139,13 @@ class ResKDModule(pl.LightningModule):
             raise ValueError("num_classes is not given and the student has no `num_classes` attribute")
         if self.teacher is not None:
             if teacher_ckpt:
-                if not Path(teacher_ckpt).is_file():
+                try:
+                    load_weights(self.teacher, teacher_ckpt)
+                except FileNotFoundError as err:
                     raise FileNotFoundError(
                         f"teacher_ckpt {teacher_ckpt!r} does not exist: train the teacher stage first (a `reskd fit` "
                         "run without a teacher writes it) or point teacher_ckpt at a state dict of the teacher"
-                    )
-                load_weights(self.teacher, teacher_ckpt)
+                    ) from err
             self.teacher.requires_grad_(False)
         self.teacher_bn_mode = teacher_bn_mode
         self.student_resolution = student_resolution
