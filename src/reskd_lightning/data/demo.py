@@ -119,7 +119,7 @@ def render_demo_video(
         phase, drift = rng.uniform(0, 2 * np.pi), rng.uniform(-0.6, 0.6)
         for t in range(num_frames):
             mask, wave = _grating_disc(yy, xx, ys[t], xs[t], radius, period, theta, phase + drift * t)
-            frames[t] = frames[t] * (1 - mask[:, :, None]) + (128.0 + contrast * wave)[:, :, None] * mask[:, :, None]
+            frames[t] += mask[:, :, None] * ((128.0 + contrast * wave)[:, :, None] - frames[t])
     return np.clip(frames, 0, 255).astype(np.uint8)
 
 
