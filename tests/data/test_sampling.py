@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reskd_lightning.data import SampleFrames
+from reskd_lightning.data import SampleFrames, split_views
 
 
 def test_tsn_train_takes_one_random_frame_per_segment() -> None:
@@ -73,3 +73,36 @@ def test_invalid_arguments_show_the_value(kwargs: dict) -> None:
 def test_video_without_frames_is_an_error() -> None:
     with pytest.raises(ValueError, match="num_frames must be a positive integer, got 0"):
         SampleFrames()(0)
+
+
+def test_repeat_last_repeats_the_clips_last_frame_inside_the_video() -> None:
+    # mmaction2's out_of_bound_opt="repeat_last": [0, 4, 8, 12] in a 10-frame video -> [0, 4, 8, 8].
+    for test_mode in (False, True):
+        sampler = SampleFrames(clip_len=4, frame_interval=4, num_clips=1, test_mode=test_mode, out_of_bound="repeat_last")
+        np.testing.assert_array_equal(sampler(10), [0, 4, 8, 8])
+    with pytest.raises(ValueError, match="out_of_bound must be one of .* got 'wrap'"):
+        SampleFrames(out_of_bound="wrap")
+
+
+def test_tsn_training_bounds_are_the_segments() -> None:
+    indices, bounds = SampleFrames(num_clips=8).sample(100, np.random.default_rng(0))
+    np.testing.assert_array_equal(bounds, np.stack([np.arange(8) * 12, np.arange(8) * 12 + 12], axis=1))
+    assert np.all((bounds[:, 0] <= indices) & (indices < bounds[:, 1]))
+    # Test centres and dense clips are exact: each index is its own range.
+    for sampler in (SampleFrames(num_clips=8, test_mode=True), SampleFrames(clip_len=8, frame_interval=2, num_clips=1)):
+        indices, bounds = sampler.sample(100, np.random.default_rng(0))
+        np.testing.assert_array_equal(bounds, np.stack([indices, indices + 1], axis=1))
+
+
+def test_test_views_each_span_the_whole_video() -> None:
+    # TSN, 4 segments x 2 views: 8 test centres dealt alternately, so each view covers the video.
+    centres = SampleFrames(num_clips=8, test_mode=True)(80)
+    np.testing.assert_array_equal(centres, [5, 15, 25, 35, 45, 55, 65, 75])
+    np.testing.assert_array_equal(split_views(centres, 2, clip_len=1), [[5, 25, 45, 65], [15, 35, 55, 75]])
+    # 3D, one 4x2 clip per view, 3 views along the video (mmaction2's num_clips=3 test sampling).
+    clips = SampleFrames(clip_len=4, frame_interval=2, num_clips=3, test_mode=True)(60)
+    views = split_views(clips, 3, clip_len=4)
+    np.testing.assert_array_equal(views, clips.reshape(3, 4))
+    assert views[0, 0] < views[1, 0] < views[2, 0]
+    with pytest.raises(ValueError, match="cannot deal 8 clips into 3 views"):
+        split_views(centres, 3, clip_len=1)

@@ -10,10 +10,13 @@ class SampleFrames:
 
     With ``clip_len=1`` this is TSN's segment sampling: the video is cut into ``num_clips`` segments and one
     frame is taken from each, at random when training and at the segment's centre when testing. With
-    ``clip_len > 1`` each clip is a run of frames (SlowOnly, I3D). Indices past the end loop back to the start
-    (mmaction2's ``out_of_bound_opt="loop"``).
+    ``clip_len > 1`` each clip is a run of frames (SlowOnly, I3D). Indices past the end of a short video loop
+    back to the start (``out_of_bound="loop"``, mmaction2's default) or repeat the clip's last frame inside the
+    video (``"repeat_last"``). The formulas are mmaction2 0.x's, which the paper's code uses.
 
     Reads the video's ``num_frames``; gives ``num_clips * clip_len`` frame indices, clip after clip.
+    ``sample`` also gives each index the range it was drawn from, which a decoder in keyframe mode may pick
+    any frame of (``PyAVDecoder(snap_to_keyframe=True)``).
 
     Configured through ``VideoDataModule``::
 
@@ -25,8 +28,15 @@ class SampleFrames:
             frame_interval: 1
     """
 
+    OUT_OF_BOUND = ("loop", "repeat_last")
+
     def __init__(
-        self, clip_len: int = 1, frame_interval: int = 1, num_clips: int = 8, test_mode: bool = False
+        self,
+        clip_len: int = 1,
+        frame_interval: int = 1,
+        num_clips: int = 8,
+        test_mode: bool = False,
+        out_of_bound: str = "loop",
     ):
         args = (("clip_len", clip_len), ("frame_interval", frame_interval), ("num_clips", num_clips))
         for name, value in args:
@@ -36,6 +46,9 @@ class SampleFrames:
         self.frame_interval = int(frame_interval)
         self._num_clips = int(num_clips)
         self.test_mode = bool(test_mode)
+        if out_of_bound not in self.OUT_OF_BOUND:
+            raise ValueError(f"SampleFrames: out_of_bound must be one of {self.OUT_OF_BOUND}, got {out_of_bound!r}")
+        self.out_of_bound = out_of_bound
 
     @property
     def clip_len(self) -> int:
@@ -55,7 +68,7 @@ class SampleFrames:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(clip_len={self.clip_len}, frame_interval={self.frame_interval}, "
-            f"num_clips={self.num_clips}, test_mode={self.test_mode})"
+            f"num_clips={self.num_clips}, test_mode={self.test_mode}, out_of_bound={self.out_of_bound!r})"
         )
 
     def _train_offsets(self, num_frames: int, ori_clip_len: int, rng: np.random.Generator) -> np.ndarray:
@@ -79,6 +92,14 @@ class SampleFrames:
 
     def __call__(self, num_frames: int, rng: np.random.Generator | None = None) -> np.ndarray:
         """Frame indices (int64, shape ``[num_clips * clip_len]``, in ``[0, num_frames)``) for one video."""
+        return self.sample(num_frames, rng)[0]
+
+    def sample(self, num_frames: int, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Frame indices, as ``__call__``, and for each the range ``[lo, hi)`` it was drawn from, ``[N, 2]``.
+
+        A TSN training segment (``clip_len == 1``) gives its whole segment; every other index gives only
+        itself (``hi = lo + 1``).
+        """
         if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames <= 0:
             raise ValueError(f"SampleFrames: num_frames must be a positive integer, got {num_frames!r}")
         num_frames = int(num_frames)
@@ -89,5 +110,30 @@ class SampleFrames:
             rng = rng if rng is not None else np.random.default_rng()
             offsets = self._train_offsets(num_frames, ori_clip_len, rng)
         steps = np.arange(self.clip_len, dtype=np.int64) * self.frame_interval
-        indices = offsets.astype(np.int64)[:, None] + steps
-        return np.mod(indices, num_frames).reshape(-1)
+        indices = offsets.astype(np.int64)[:, None] + steps  # [num_clips, clip_len]
+        if self.out_of_bound == "loop":
+            indices = np.mod(indices, num_frames)
+        else:  # repeat_last: past the end, repeat the clip's last frame inside the video
+            inside = indices < num_frames
+            last = np.max(np.where(inside, indices, 0), axis=1, keepdims=True)
+            indices = np.where(inside, indices, last)
+        indices = indices.reshape(-1)
+        bounds = np.stack([indices, indices + 1], axis=1)
+        avg_interval = (num_frames - ori_clip_len + 1) // self.num_clips
+        if not self.test_mode and self.clip_len == 1 and avg_interval > 0:
+            starts = np.arange(self.num_clips, dtype=np.int64) * avg_interval
+            bounds = np.stack([starts, starts + avg_interval], axis=1)
+        return indices, bounds
+
+
+def split_views(indices: np.ndarray, num_views: int, clip_len: int) -> np.ndarray:
+    """Deal ``num_views * S`` sampled clips into ``num_views`` views of ``S`` clips, ``[num_views, S * clip_len]``.
+
+    The clips of a test ``SampleFrames(num_clips=S * num_views, test_mode=True)`` are spread evenly over the
+    video; view ``v`` takes clips ``v, v + num_views, ...``, so every view spans the whole video: for TSN, ``V``
+    differently offset sets of ``S`` segments; for 3D models (``S = 1``), ``V`` clips along the video.
+    """
+    indices = np.asarray(indices).reshape(-1, clip_len)
+    if num_views < 1 or len(indices) % num_views:
+        raise ValueError(f"cannot deal {len(indices)} clips into {num_views} views of equal length")
+    return indices.reshape(-1, num_views, clip_len).transpose(1, 0, 2).reshape(num_views, -1)
