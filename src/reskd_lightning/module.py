@@ -15,13 +15,13 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MultilabelAveragePrecision
 
 from .distill.base import DistillationLoss
 from .models.recognizer import ModelOutput, as_model_output
 from .models.weights import load_weights
 from .optim import cosine_per_epoch, paper_sgd
-from .views import IMAGENET_MEAN, IMAGENET_STD, attach_views
+from .views import IMAGENET_MEAN, IMAGENET_STD, attach_views, batch_size_of
 
 ModelSpec = nn.Module | Callable[[int], nn.Module]
 
@@ -74,6 +74,8 @@ class ResKDModule(pl.LightningModule):
         mean, std: normalisation of uint8 ``video`` batches (0..255 scale).
         interpolation, antialias: how views are resized (paper: bilinear, no antialias).
         save_teacher: keep the teacher's weights in checkpoints.
+        metric: "accuracy" (top-1/top-5) or "mAP" (macro mean average precision over classes, for
+            multi-label sets such as ActivityNet and FCVID; targets are multi-hot vectors or class ids).
 
     Configure from LightningCLI::
 
@@ -111,8 +113,11 @@ class ResKDModule(pl.LightningModule):
         interpolation: str = "bilinear",
         antialias: bool = False,
         save_teacher: bool = False,
+        metric: Literal["accuracy", "mAP"] = "accuracy",
     ) -> None:
         super().__init__()
+        if metric not in ("accuracy", "mAP"):
+            raise ValueError(f"metric must be 'accuracy' or 'mAP', got {metric!r}")
         if teacher_bn_mode not in ("train", "eval"):
             raise ValueError(f"teacher_bn_mode must be 'train' or 'eval', got {teacher_bn_mode!r}")
         for key, value in (("student_resolution", student_resolution), ("teacher_resolution", teacher_resolution)):
@@ -162,10 +167,14 @@ class ResKDModule(pl.LightningModule):
         for distiller in distillers:
             self.register_distiller(distiller)
 
-        metric_args = dict(num_classes=self.num_classes, average="micro")
-        metrics = {"acc1": MulticlassAccuracy(top_k=1, **metric_args)}
-        if self.num_classes >= 5:
-            metrics["acc5"] = MulticlassAccuracy(top_k=5, **metric_args)
+        self.metric = metric
+        if metric == "mAP":
+            metrics = {"mAP": MultilabelAveragePrecision(num_labels=self.num_classes, average="macro")}
+        else:
+            metric_args = dict(num_classes=self.num_classes, average="micro")
+            metrics = {"acc1": MulticlassAccuracy(top_k=1, **metric_args)}
+            if self.num_classes >= 5:
+                metrics["acc5"] = MulticlassAccuracy(top_k=5, **metric_args)
         self.val_metrics = MetricCollection(metrics, prefix="val/")
         self.test_metrics = self.val_metrics.clone(prefix="test/")
         self._apply_teacher_mode()
@@ -243,7 +252,31 @@ class ResKDModule(pl.LightningModule):
                 self.log(f"train/distill/{distiller.name}", term.detach(), **log)
         self.log("train/ce", ce.detach(), **log)
         self.log("train/loss", loss.detach(), prog_bar=True, **log)
+        self._log_failed_videos(batch, "train")
         return loss
+
+    def _log_failed_videos(self, batch: dict[str, Any], stage: str) -> None:
+        """Per epoch: unreadable videos the loader replaced (``VideoDataset``'s ``retries``)."""
+        if "retries" in batch:
+            failed = torch.as_tensor(batch["retries"]).sum().float()
+            self.log(
+                f"{stage}/failed_videos", failed, on_step=False, on_epoch=True, reduce_fx="sum", sync_dist=True,
+                batch_size=batch_size_of(batch),
+            )  # fmt: skip
+
+    def _targets(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
+        """(metric target, loss target): class ids for accuracy; multi-hot ints and a distribution for mAP."""
+        labels = batch["label"]
+        if self.metric == "accuracy":
+            if labels.dim() != 1:
+                raise ValueError(
+                    f"metric 'accuracy' needs one class id per video, got labels of shape {tuple(labels.shape)}; "
+                    "multi-label data (multi-hot targets) are evaluated with metric: mAP"
+                )
+            return labels, labels
+        hot = labels if labels.dim() == 2 else F.one_hot(labels, self.num_classes)
+        hot = hot.float()
+        return hot.long(), hot / hot.sum(-1, keepdim=True).clamp_min(1)
 
     def _eval_logits(self, batch: dict[str, Any]) -> Tensor:
         """Student probabilities, softmax-averaged over test views when the clip is ``[N, V, C, T, H, W]``."""
@@ -257,16 +290,21 @@ class ResKDModule(pl.LightningModule):
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         probs = self._eval_logits(batch)
-        loss = F.nll_loss(probs.clamp_min(1e-8).log(), batch["label"])
-        self.val_metrics.update(probs, batch["label"])
+        target, loss_target = self._targets(batch)
+        loss = F.nll_loss(probs.clamp_min(1e-8).log(), loss_target) if loss_target.dim() == 1 else (
+            -(loss_target * probs.clamp_min(1e-8).log()).sum(-1).mean()
+        )  # fmt: skip
+        self.val_metrics.update(probs, target)
         n = probs.shape[0]
         self.log("val/loss", loss, on_epoch=True, sync_dist=True, batch_size=n)
         self.log_dict(self.val_metrics, on_epoch=True, prog_bar=True, batch_size=n)
+        self._log_failed_videos(batch, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         probs = self._eval_logits(batch)
-        self.test_metrics.update(probs, batch["label"])
+        self.test_metrics.update(probs, self._targets(batch)[0])
         self.log_dict(self.test_metrics, on_epoch=True, batch_size=probs.shape[0])
+        self._log_failed_videos(batch, "test")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
         probs = self._eval_logits(batch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -11,20 +12,38 @@ from torch.utils.data import Dataset
 
 from reskd_lightning.data.annotations import VideoRecord
 from reskd_lightning.data.decoders import VideoDecodeError
-from reskd_lightning.data.sampling import SampleFrames
+from reskd_lightning.data.sampling import SampleFrames, split_views
+
+#: Errors that make a video unreadable; anything else (a bug, a bad transform) is never retried.
+UNREADABLE = (FileNotFoundError, VideoDecodeError)
+
+
+class TooManyFailedVideos(RuntimeError):
+    """More videos of a dataset failed to decode than its ``max_failed_fraction`` allows."""
 
 
 class VideoDataset(Dataset):
-    """Videos as clips: ``dataset[i] = {"video": uint8 [C, T, H, W], "label": int, "index": i}``.
+    """Videos as clips: ``dataset[i] = {"video": uint8 [C, T, H, W], "label", "index", "retries"}``.
 
-    Each item opens its video with ``decoder``, samples ``T = sampler.num_clips * sampler.clip_len`` frame
-    indices from the video's length, decodes them, and applies ``transform`` to the ``[T, C, H, W]`` clip.
-    Random choices (frames, crop, flip) come from torch's RNG, so ``seed_everything`` and Lightning's worker
-    seeding make them reproducible. A multi-label record gives its first label.
+    Each item opens its video (or frame folder) with ``decoder``, samples ``T = sampler.num_clips *
+    sampler.clip_len`` frame indices from its length, decodes only those frames, and applies ``transform`` to
+    the ``[T, C, H, W]`` clip. Random choices (frames, crop, flip, label) come from torch's RNG, so
+    ``seed_everything`` and Lightning's worker seeding make them reproducible.
 
-    Errors: a missing or undecodable video stops with ``FileNotFoundError`` / ``VideoDecodeError`` naming the
-    path, the record's index and ``source`` (the list file). This is deliberate: a corrupt video is reported,
-    not silently skipped or replaced.
+    Test views: with ``num_views=V`` the sampler's clips are dealt into ``V`` views (``split_views``), the
+    ``transform`` must give ``[crops, T, C, H, W]`` per view (``build_test_transform``), and ``video`` is
+    ``[V * crops, C, T, H, W]``; the module averages softmax over them.
+
+    Labels: a record with several labels (ActivityNet, FCVID) gives one of them at random each time it is
+    drawn when ``multi_label`` is False (the paper's training), and a multi-hot float vector of ``num_classes``
+    when ``multi_label`` is True (mAP evaluation).
+
+    Unreadable videos (missing, corrupt, truncated, no frames): the item warns naming the file and the reason
+    and takes another record at random, at most ``max_retries`` times in a row; ``retries`` counts the
+    failures before the returned record (``index`` is the returned record's position). Once more than
+    ``max_failed_fraction`` of this process group's share of the set (``len / world_size``) has failed, it
+    raises ``TooManyFailedVideos``. ``max_retries=0`` raises the first error, naming the file, the record and
+    ``source``. Failures are counted across loader workers (a shared-memory mask).
 
     Built by ``VideoDataModule``::
 
@@ -33,6 +52,8 @@ class VideoDataset(Dataset):
           init_args:
             train_list: data/kinetics/train.txt
             num_segments: 8
+            max_retries: 10
+            max_failed_fraction: 0.01
     """
 
     def __init__(
@@ -42,12 +63,37 @@ class VideoDataset(Dataset):
         transform: Callable[[Tensor], Tensor] | None,
         decoder: Any,
         source: str = "",
+        *,
+        num_views: int | None = None,
+        multi_label: bool = False,
+        num_classes: int | None = None,
+        max_retries: int = 10,
+        max_failed_fraction: float = 0.01,
+        world_size: int = 1,
     ):
+        if multi_label and not num_classes:
+            raise ValueError("VideoDataset: multi_label targets need num_classes")
+        if max_retries < 0:
+            raise ValueError(f"VideoDataset: max_retries must be >= 0, got {max_retries!r}")
+        if not 0 <= max_failed_fraction <= 1:
+            raise ValueError(f"VideoDataset: max_failed_fraction must lie in [0, 1], got {max_failed_fraction!r}")
+        if num_views is not None and (num_views < 1 or sampler.num_clips % num_views):
+            raise ValueError(
+                f"VideoDataset: num_views={num_views!r} must divide the sampler's num_clips ({sampler.num_clips})"
+            )
         self.records = list(records)
         self.sampler = sampler
         self.transform = transform
         self.decoder = decoder
         self.source = source
+        self.num_views = num_views
+        self.multi_label = multi_label
+        self.num_classes = num_classes
+        self.max_retries = int(max_retries)
+        self.max_failed_fraction = float(max_failed_fraction)
+        self.world_size = max(1, int(world_size))
+        # Shared with the loader's workers (fork or spawn), so the fraction counts every worker's failures.
+        self.failed = torch.zeros(len(self.records), dtype=torch.bool).share_memory_()
 
     def __len__(self) -> int:
         return len(self.records)
@@ -61,24 +107,81 @@ class VideoDataset(Dataset):
     def _where(self, index: int, path: str) -> str:
         return f"video {path!r} (record {index}" + (f" of {self.source!r})" if self.source else ")")
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        """Sample ``index``: ``{"video": uint8 [C, T, H, W], "label": int, "index": index}``."""
+    # -- one record ---------------------------------------------------------------------------
+
+    def _label(self, record: VideoRecord) -> Any:
+        labels = record.labels
+        if self.multi_label:
+            target = torch.zeros(self.num_classes, dtype=torch.float32)  # type: ignore[arg-type]
+            target[labels] = 1.0
+            return target
+        if len(labels) == 1 or self.num_views is not None or self.sampler.test_mode:
+            return labels[0]
+        return labels[int(torch.randint(len(labels), (1,)))]
+
+    def load(self, index: int) -> dict[str, Any]:
+        """Record ``index`` as a sample, without retries; unreadable videos raise naming the file."""
         record = self.records[index]
         # One numpy generator per call, seeded from torch's RNG, so frame sampling follows torch's seeding.
         rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
         try:
             with self.decoder.open(record.path) as video:
                 num_frames = record.num_frames or video.num_frames
-                frames = video.get_frames(self.sampler(num_frames, rng))
+                indices, bounds = self.sampler.sample(num_frames, rng)
+                offset = getattr(record, "offset", 0)
+                frames = video.get_frames(indices + offset, bounds=bounds + offset)
         except FileNotFoundError as e:
             raise FileNotFoundError(f"{self._where(index, record.path)} does not exist: {e}") from e
         except VideoDecodeError as e:
             raise VideoDecodeError(f"{self._where(index, record.path)} could not be decoded: {e}") from e
         clip = frames.permute(0, 3, 1, 2)  # [T, H, W, C] -> [T, C, H, W]
-        if self.transform is not None:
-            clip = self.transform(clip)
-        return {
-            "video": clip.permute(1, 0, 2, 3).contiguous(),  # [C, T, H, W]
-            "label": record.labels[0],
-            "index": index,
-        }
+        if self.num_views is None:
+            if self.transform is not None:
+                clip = self.transform(clip)
+            video = clip.permute(1, 0, 2, 3)  # [C, T, H, W]
+        else:
+            # Every view's frames were decoded once above; ``split_views`` deals them into views.
+            positions = split_views(np.arange(len(indices)), self.num_views, self.sampler.clip_len)
+            views = [clip[torch.from_numpy(p)] for p in positions]
+            if self.transform is not None:
+                views = [self.transform(v) for v in views]  # each [crops, T, C, H, W]
+            else:
+                views = [v.unsqueeze(0) for v in views]
+            video = torch.cat(views).permute(0, 2, 1, 3, 4)  # [V * crops, C, T, H, W]
+        return {"video": video.contiguous(), "label": self._label(record), "index": index}
+
+    # -- retries ------------------------------------------------------------------------------
+
+    def _note_failure(self, index: int, error: Exception) -> None:
+        self.failed[index] = True
+        failed = int(self.failed.sum())
+        share = len(self) / self.world_size
+        if failed > self.max_failed_fraction * share:
+            raise TooManyFailedVideos(
+                f"{failed} of {len(self)} videos of {self.source or 'the dataset'!r} could not be read, more than "
+                f"max_failed_fraction={self.max_failed_fraction} of {share:.0f}; the last: {error}. "
+                f"List every unreadable video with `reskd check-data --config <your config>`"
+            ) from error
+        warnings.warn(f"skipping an unreadable video, another record is used instead: {error}", stacklevel=3)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        """Sample ``index`` (or, if its video is unreadable, of another record drawn at random)."""
+        retries = 0
+        current = index
+        while True:
+            try:
+                sample = self.load(current)
+            except UNREADABLE as e:
+                if self.max_retries == 0:
+                    raise
+                self._note_failure(current, e)
+                retries += 1
+                if retries > self.max_retries:
+                    raise TooManyFailedVideos(
+                        f"{retries} videos in a row could not be read (max_retries={self.max_retries}) while "
+                        f"loading record {index} of {self.source or 'the dataset'!r}; the last: {e}"
+                    ) from e
+                current = int(torch.randint(len(self), (1,)))
+                continue
+            sample["retries"] = retries
+            return sample
