@@ -349,3 +349,25 @@ def test_interrupted_saves_keep_the_previous_files(
     assert {p.name: p.read_bytes() for p in tmp_path.glob("*.*")} == before  # untouched, no temporary left
     assert not list(tmp_path.glob(".*"))
     torch.load(tmp_path / "run.ckpt", weights_only=False)
+
+
+def test_map_metric_scores_multi_hot_targets_and_accuracy_refuses_them() -> None:
+    module = reskd(student_resolution=16, metric="mAP").eval()
+    video = torch.randn(4, 3, 2, 16, 16)
+    probs = module._eval_logits({"video": video})
+    targets = torch.tensor([[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 1], [1, 0, 0, 1]], dtype=torch.float32)
+    module.validation_step({"video": video, "label": targets}, 0)
+    # Macro AP by hand: per class, mean precision at the rank of each positive.
+    aps = []
+    for k in range(NUM_CLASSES):
+        order = probs[:, k].argsort(descending=True)
+        hits = targets[order, k]
+        precision = hits.cumsum(0) / torch.arange(1, 5)
+        aps.append((precision * hits).sum() / hits.sum())
+    assert torch.allclose(module.val_metrics["mAP"].compute(), torch.stack(aps).mean(), atol=1e-6)
+    # Class ids are one-hot targets for mAP; multi-hot targets are refused by accuracy, with the fix named.
+    assert module._targets({"label": torch.tensor([2, 0])})[0].tolist() == [[0, 0, 1, 0], [1, 0, 0, 0]]
+    with pytest.raises(ValueError, match="multi-label data .* are evaluated with metric: mAP"):
+        reskd()._targets({"label": targets})
+    with pytest.raises(ValueError, match="metric must be 'accuracy' or 'mAP', got 'top1'"):
+        reskd(metric="top1")
