@@ -151,7 +151,8 @@ def test_anet_recipe_instantiates_the_papers_pair(tmp_path: Path, monkeypatch: p
     assert (model.num_classes, model.student_resolution, model.teacher_resolution) == (200, 112, 224)
     assert torch.equal(model.student.backbone.conv1.weight, imagenet["conv1.weight"])
     assert len(model.teacher.backbone.layer3) == 36 and len(model.student.backbone.layer3) == 6
-    assert data.hparams.num_segments == 16 and data.hparams.resolutions == [224, 112]
+    assert data.settings["num_segments"] == 16 and data.hparams.resolutions == [224, 112]
+    assert model.metric == "mAP" and data.metric == "mAP"  # the activitynet preset, linked to the model
     assert cli.trainer.gradient_clip_val == 20 and cli.trainer.max_epochs == 200
     distillers = [c for c in cli.trainer.callbacks if type(c).__name__ == "FeatureMapKD"]
     assert len(distillers) == 1 and distillers[0].weight == 100
@@ -172,3 +173,25 @@ def test_help_lists_lightning_subcommands_and_tools(capsys: pytest.CaptureFixtur
     main(["--help"])
     text = capsys.readouterr().out
     assert "fit,validate,test,predict" in text and "demo-data" in text
+
+
+def test_check_data_lists_every_unreadable_video(demo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    lines = (demo_root / "val.txt").read_text().splitlines()
+    (tmp_path / "broken.mp4").write_bytes(b"\x00" * 2048)
+    (tmp_path / "val.txt").write_text(
+        "".join(f"{demo_root / line}\n" for line in lines) + f"{tmp_path / 'broken.mp4'} 1\n{tmp_path / 'gone.mp4'} 2\n"
+    )
+    config = tmp_path / "data.yaml"
+    config.write_text(
+        f"trainer: {{max_epochs: 1}}\nmodel: {{student_resolution: 28}}\n"
+        f"data:\n  val_list: {tmp_path / 'val.txt'}\n  short_side: 64\n  crop_size: 56\n  num_segments: 2\n  num_workers: 1\n"
+    )
+    with pytest.raises(SystemExit, match="2 unreadable videos"):
+        main(["check-data", "--config", str(config), "--num-workers", "0"])
+    out = capsys.readouterr().out
+    assert f"val: 10 videos from {tmp_path / 'val.txt'}, 2 unreadable" in out
+    assert f"record 8: {tmp_path / 'broken.mp4'}: VideoDecodeError" in out
+    assert f"record 9: {tmp_path / 'gone.mp4'}: FileNotFoundError" in out
+    (tmp_path / "val.txt").write_text("".join(f"{demo_root / line}\n" for line in lines))
+    main(["check-data", "--config", str(config), "--data.num_segments", "4"])  # all readable: no exit
+    assert "val: 8 videos" in capsys.readouterr().out

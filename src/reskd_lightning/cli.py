@@ -9,6 +9,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities import rank_zero_info
 
 from .data import VideoDataModule
+from .data.presets import preset_metric, preset_num_classes
 from .module import ResKDModule
 
 
@@ -18,11 +19,15 @@ def views_for(student_resolution: int, teacher_resolution: int, teacher: Any) ->
 
 
 class ResKDCLI(LightningCLI):
-    """LightningCLI with ``data.num_classes``, normalisation and interpolation linked from the data to the
-    model, and the DataModule's views (``data.resolutions``) computed from the model's resolutions."""
+    """LightningCLI with ``data``'s classes and metric (given or its preset's), normalisation and
+    interpolation linked from the data to the model, and the DataModule's views (``data.resolutions``) computed from the model's resolutions."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments("data.num_classes", "model.num_classes")
+        # A preset (activitynet, sthv2, ...) knows its classes and metric; a value given in `data` wins.
+        parser.link_arguments(("data.preset", "data.num_classes"), "model.num_classes", compute_fn=preset_num_classes)
+        parser.link_arguments(
+            ("data.preset", "data.metric", "data.multi_label"), "model.metric", compute_fn=preset_metric
+        )
         # One normalisation and one resize method for the DataModule's views and the module's own.
         for key in ("mean", "std", "interpolation", "antialias"):
             parser.link_arguments(f"data.{key}", f"model.{key}")
@@ -69,8 +74,51 @@ def demo_data_main(argv: Sequence[str]) -> None:
     print(f"demo dataset in {root}: lists {root / 'train.txt'} and {root / 'val.txt'}")
 
 
+def load_data_module(config: str, overrides: Sequence[str] = ()) -> VideoDataModule:
+    """The ``VideoDataModule`` of a ``reskd`` config file's ``data`` section (plus ``--data.*`` overrides)."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(prog="reskd", exit_on_error=False)
+    parser.add_argument("--config", action="config")
+    parser.add_class_arguments(VideoDataModule, "data")
+    # Only the data section matters here: the other sections are accepted and ignored.
+    for key in ("trainer", "model", "seed_everything", "ckpt_path", "optimizer", "lr_scheduler"):
+        parser.add_argument(f"--{key}", type=Any, default=None)
+    cfg = parser.parse_args(["--config", config, *overrides])
+    return parser.instantiate_classes(cfg).data
+
+
+def check_data_main(argv: Sequence[str]) -> None:
+    """``reskd check-data --config X.yaml``: read every video of the config's lists, report the unreadable."""
+    import argparse
+
+    from .data.check import check_dataset
+
+    parser = argparse.ArgumentParser(prog="reskd check-data", description=check_data_main.__doc__)
+    parser.add_argument("--config", required=True, help="a reskd config; only its data section is used")
+    parser.add_argument("--splits", nargs="+", default=["train", "val", "test"], choices=["train", "val", "test"])
+    parser.add_argument("--num-workers", type=int, default=None, help="default: the config's data.num_workers")
+    args, overrides = parser.parse_known_args(list(argv))
+    dm = load_data_module(args.config, overrides)
+    dm.prepare_data()
+    dm.setup(None)
+    total = 0
+    for split in args.splits:
+        if split not in dm.datasets:
+            continue
+        dataset = dm.datasets[split]
+        workers = dm.hparams.num_workers if args.num_workers is None else args.num_workers
+        failures = check_dataset(dataset, num_workers=workers)
+        total += len(failures)
+        print(f"{split}: {len(dataset)} videos from {dataset.source}, {len(failures)} unreadable")
+        for f in failures:
+            print(f"  record {f.index}: {f.path}: {f.reason}")
+    if total:
+        raise SystemExit(f"{total} unreadable videos")
+
+
 #: Subcommands that are not Lightning's: thin wrappers over library functions.
-TOOLS: dict[str, Callable[[Sequence[str]], None]] = {"demo-data": demo_data_main}
+TOOLS: dict[str, Callable[[Sequence[str]], None]] = {"demo-data": demo_data_main, "check-data": check_data_main}
 
 USAGE = """usage: reskd {fit,validate,test,predict} --config CONFIG.yaml [--print_config] [overrides]
        reskd {tools} ...

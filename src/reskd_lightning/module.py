@@ -127,6 +127,9 @@ class ResKDModule(pl.LightningModule):
             raise ValueError(f"num_classes must be positive, got {num_classes}")
         if teacher_ckpt is not None and teacher is None:
             raise ValueError(f"teacher_ckpt={teacher_ckpt!r} is set but no teacher network is given")
+        # Lists, as VideoDataModule saves them: Lightning refuses to log a DataModule's and a model's
+        # hyperparameters side by side when one key holds a list in one and a tuple in the other.
+        mean, std = [float(m) for m in mean], [float(s) for s in std]
         # Networks given as modules are saved with the state dict, not as hyper-parameters. Factories that pickle
         # (a class, or LightningCLI's partial of a class_path without num_classes) are kept, so that
         # load_from_checkpoint can rebuild the networks; a lambda is not.

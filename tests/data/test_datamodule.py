@@ -60,7 +60,7 @@ def test_class_folders_and_demo_data(demo_root: Path) -> None:
     dm.prepare_data()
     dm.setup("test")
     sample = dm.test_dataloader().dataset[0]
-    assert sample["video"].shape == (3, 6, 56, 56)  # num_test_clips centre frames
+    assert sample["video"].shape == (6, 3, 4, 56, 56)  # num_test_clips views of num_segments frames
     assert dm.test_dataloader().dataset.source == str(demo_root / "val.txt")
 
 
@@ -124,3 +124,22 @@ def test_trainer_fits_on_the_demo_data(demo_root: Path) -> None:
     )
     trainer.fit(model, datamodule=dm)
     assert model.seen == [(4, 3, 4, 28, 28)] * 3  # 2 train + 1 val batch, views made on the way in
+
+
+def test_logged_hyperparameters_agree_with_the_model(demo_root: Path, tmp_path: Path) -> None:
+    # Lightning merges the DataModule's and the model's hyperparameters for the logger and refuses a key with
+    # two values: the DataModule logs the effective values (the class count it found, the metric it implies).
+    from pytorch_lightning.loggers import CSVLogger
+
+    from reskd_lightning import ResKDModule
+    from reskd_lightning.models import TSN
+
+    dm = VideoDataModule(train_list=str(demo_root / "train.txt"), **SMALL)
+    model = ResKDModule(student=TSN(4, backbone="resnet18"), num_classes=4, student_resolution=28)
+    trainer = pl.Trainer(
+        max_epochs=1, limit_train_batches=1, accelerator="cpu", logger=CSVLogger(tmp_path), enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(model, datamodule=dm)
+    logged = (Path(trainer.logger.log_dir) / "hparams.yaml").read_text()
+    assert "num_classes: 4" in logged and "metric: accuracy" in logged

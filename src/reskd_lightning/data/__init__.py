@@ -13,8 +13,9 @@ from reskd_lightning.data.annotations import (
     load_video_list,
     scan_class_folders,
 )
+from reskd_lightning.data.check import UnreadableVideo, check_dataset
 from reskd_lightning.data.datamodule import VideoDataModule
-from reskd_lightning.data.dataset import VideoDataset
+from reskd_lightning.data.dataset import TooManyFailedVideos, VideoDataset
 from reskd_lightning.data.decoders import (
     DECODERS,
     PyAVDecoder,
@@ -32,12 +33,29 @@ from reskd_lightning.data.demo import (
     write_demo_dataset,
     write_video,
 )
-from reskd_lightning.data.sampling import SampleFrames
-from reskd_lightning.data.transforms import build_train_transform, build_val_transform
+from reskd_lightning.data.presets import PRESETS, DatasetPreset, get_preset
+from reskd_lightning.data.sampling import SampleFrames, split_views
+from reskd_lightning.data.transforms import (
+    MultiScaleCrop,
+    ThreeCrop,
+    build_test_transform,
+    build_train_transform,
+    build_val_transform,
+)
 
 __all__ = [
     "DECODERS",
     "DEMO_CLASSES",
+    "PRESETS",
+    "DatasetPreset",
+    "MultiScaleCrop",
+    "ThreeCrop",
+    "TooManyFailedVideos",
+    "UnreadableVideo",
+    "build_test_transform",
+    "check_dataset",
+    "get_preset",
+    "split_views",
     "VIDEO_EXTENSIONS",
     "PyAVDecoder",
     "PyAVVideoHandle",

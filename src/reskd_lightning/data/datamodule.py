@@ -1,4 +1,4 @@
-"""``VideoDataModule``: video lists or class folders in, multi-resolution batches out."""
+"""``VideoDataModule``: annotation lists in, multi-resolution batches out."""
 
 from __future__ import annotations
 
@@ -9,50 +9,88 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from reskd_lightning.data.annotations import (
-    VideoRecord,
-    check_labels,
-    infer_num_classes,
-    load_video_list,
-    scan_class_folders,
-)
+from reskd_lightning.data import annotations as ann
+from reskd_lightning.data.annotations import VideoRecord, check_labels, infer_num_classes
 from reskd_lightning.data.dataset import VideoDataset
 from reskd_lightning.data.decoders import build_decoder
 from reskd_lightning.data.demo import DEMO_CLASSES, ensure_demo_dataset
+from reskd_lightning.data.presets import METRICS, get_preset, preset_metric
 from reskd_lightning.data.sampling import SampleFrames
-from reskd_lightning.data.transforms import build_train_transform, build_val_transform
+from reskd_lightning.data.transforms import (
+    TEST_CROPS,
+    TRAIN_CROPS,
+    build_test_transform,
+    build_train_transform,
+    build_val_transform,
+)
 from reskd_lightning.views import IMAGENET_MEAN, IMAGENET_STD, attach_views
+
+SPLITS = ("train", "val", "test")
 
 
 class VideoDataModule(pl.LightningDataModule):
     """Video datasets for training, validation and test, as ResKD batches.
 
-    Each of ``train_list`` / ``val_list`` / ``test_list`` is an mmaction2 video list (``path label [label
-    ...]``; paths relative to ``data_prefix``, or to the list's folder when it is empty) or a class-per-folder
-    directory. Frames are sampled with mmaction2's ``SampleFrames`` (``num_segments`` clips of ``clip_len``
-    frames; random offsets when training, centre offsets for validation and test), decoded, and augmented once
-    at the high resolution as uint8: short side to ``short_side``, then a random ``crop_size`` crop and flip
-    (training) or a centre crop (evaluation). On the device, ``on_after_batch_transfer`` normalises the clip
-    and adds ``batch["clips"] = {r: [N, C, T, r, r] for r in resolutions}``, every view a resize of the same
-    augmented clip.
+    ``preset`` picks a benchmark's annotation format and the paper's defaults (``reskd_lightning.data.presets``:
+    ``activitynet``, ``fcvid``, ``minikinetics``, ``sthv2``, ``kinetics400``, ``list``, ``folder``); every
+    argument left ``None`` takes the preset's value. Without a preset, a list file is an mmaction2 video list
+    and a directory a class-per-folder tree. ``train_list`` / ``val_list`` / ``test_list`` are read in the
+    preset's ``list_format``:
 
-    ``demo_data`` names a folder for the built-in demo dataset (written by ``prepare_data`` when missing); the
-    lists then default to its ``train.txt`` and ``val.txt``.
+    * ``videos``: mmaction2 video list ``path label [label ...]``;
+    * ``rawframes``: ``frame_dir total_frames label [label ...]`` (``frame_dir offset total_frames ...`` with
+      ``with_offset``), frames named ``filename_tmpl`` from ``start_index``;
+    * ``kinetics_csv``: the official Kinetics CSVs, classes by name (``labels_file`` or the training CSV's),
+      optionally filtered by youtube-id lists (Mini-Kinetics);
+    * ``sthv2``: Something-Something V2 ``train.json`` / ``validation.json`` with ``labels_file`` = labels.json;
+    * ``folder``: ``root/<class>/**/<video>``.
+
+    Sampling is mmaction2's ``SampleFrames``: ``num_segments`` clips of ``clip_len`` frames, random offsets when
+    training, centres for validation; a test video gives ``num_test_clips`` views of ``num_segments`` clips,
+    each cropped ``test_crop``-wise, as ``[V, C, T, H, W]`` that the module averages. Augmentation happens once,
+    at the high resolution, on uint8 (``train_crop``: ``multiscale``, ``random_resized`` or ``random``, then
+    ``flip``); on the device, ``on_after_batch_transfer`` normalises the clip and adds ``batch["clips"] =
+    {r: [N, C, T, r, r] for r in resolutions}``, every view a resize of the same augmented clip.
+
+    Multi-label datasets (``multi_label``; ActivityNet, FCVID) train on one label drawn at random each time a
+    video is sampled and evaluate with multi-hot targets (``metric: mAP``).
+
+    Unreadable videos are replaced by random others (at most ``max_retries`` in a row, with a warning naming
+    the file); more than ``max_failed_fraction`` of a set failing stops the run. ``reskd check-data`` lists them.
 
     Args:
-        train_list: Training videos: an mmaction2 video list or a class-per-folder directory.
-        val_list: Validation videos, as ``train_list``.
-        test_list: Test (and predict) videos, as ``train_list``.
-        data_prefix: Folder the list's paths are relative to; empty: the list file's folder.
+        train_list: Training annotations (a list, CSV or json file, or a class-per-folder directory).
+        val_list: Validation annotations, as ``train_list``.
+        test_list: Test (and predict) annotations, as ``train_list``.
+        data_prefix: Folder the annotations' paths are relative to; empty: the list file's folder.
+        val_data_prefix: ``data_prefix`` of the validation set; None: ``data_prefix``.
+        test_data_prefix: ``data_prefix`` of the test set; None: ``val_data_prefix``.
+        preset: Dataset preset name; None: a generic list or class folders.
+        list_format: Annotation format (see above); None: the preset's.
+        labels_file: SSv2 ``labels.json``, or a Kinetics class-name file (one name a line).
+        train_ytid_list: Youtube ids to keep from the training CSV (Mini-Kinetics).
+        val_ytid_list: Youtube ids to keep from the validation CSV.
+        test_ytid_list: Youtube ids to keep from the test CSV; None: ``val_ytid_list``.
+        video_name_tmpl: Kinetics file name of a CSV row; None: mmaction2's downloader's names.
+        filename_tmpl: Frame file name in a frame folder (rawframes).
+        start_index: Number of a frame folder's first file (mmaction2: 1).
+        with_offset: Rawframe lists carry a start offset column.
+        video_suffix: Suffix of SSv2 videos (``.webm``).
         demo_data: Folder of the built-in demo dataset, written when missing; lists default to it.
-        num_classes: Number of classes; labels are checked against it. None: inferred from the data.
-        num_segments: Clips sampled per training/validation video (SampleFrames' ``num_clips``).
-        clip_len: Frames per clip (1: TSN segments).
-        frame_interval: Step between a clip's frames.
-        num_test_clips: Clips per test video; None: ``num_segments``.
-        short_side: Short side, in pixels, that frames are resized to before cropping.
+        num_classes: Number of classes; labels are checked against it. None: the preset's, or the data's.
+        multi_label: Evaluate with multi-hot targets; None: the preset's.
+        metric: ``accuracy`` or ``mAP``; None: the preset's (linked to the model by ``reskd``).
+        num_segments: Clips per training/validation video (SampleFrames' ``num_clips``); None: preset's.
+        clip_len: Frames per clip (1: TSN segments); None: the preset's.
+        frame_interval: Step between a clip's frames; None: the preset's.
+        num_test_clips: Views per test video, each of ``num_segments`` clips; None: the preset's.
+        out_of_bound: Indices past a short video's end ``loop`` or ``repeat_last``.
+        short_side: Short side, in pixels, frames are resized to before cropping.
         crop_size: Side of the square crop: the clip's (highest) resolution.
-        flip: Random horizontal flip when training.
+        train_crop: ``multiscale``, ``random_resized`` or ``random``; None: the preset's.
+        scales: ``MultiScaleCrop``'s scales.
+        flip: Random horizontal flip when training; None: the preset's. SSv2 refuses ``true``.
+        test_crop: ``center`` or ``three`` crops per test clip; None: the preset's.
         resolutions: Short sides of the views made on the device, ``batch["clips"][r]``.
         mean: Per-channel mean (RGB, 0..255 scale) subtracted before the views are made.
         std: Per-channel standard deviation (RGB, 0..255 scale).
@@ -63,33 +101,32 @@ class VideoDataModule(pl.LightningDataModule):
         num_workers: Data loader worker processes.
         pin_memory: Pin host memory (when an accelerator is present).
         persistent_workers: Keep workers alive between epochs (when ``num_workers > 0``).
-        decoder: Video decoder name, one of ``reskd_lightning.data.DECODERS``.
+        decoder: Video decoder name, one of ``reskd_lightning.data.DECODERS`` (rawframes always use
+            ``rawframes``).
+        decoder_threads: Decoding threads per video (0: FFmpeg's choice).
+        fast_decode: Snap each training segment's frame to the nearest keyframe inside it (much faster on long
+            web videos; frames are then biased to keyframes).
+        max_retries: Unreadable videos replaced in a row before an item fails; 0: fail at once.
+        max_failed_fraction: Fraction of a set that may be unreadable before the run stops.
 
-    LightningCLI configuration::
+    LightningCLI configuration (ActivityNet, the paper's main setting)::
 
         data:
-          class_path: reskd_lightning.data.VideoDataModule
-          init_args:
-            train_list: data/kinetics400/kinetics400_train_list_videos.txt
-            val_list: data/kinetics400/kinetics400_val_list_videos.txt
-            data_prefix: data/kinetics400/videos
-            num_classes: 400
-            num_segments: 8
-            short_side: 256
-            crop_size: 224
-            resolutions: [224, 112]
-            batch_size: 8
-            num_workers: 8
+          preset: activitynet
+          train_list: data/activitynet/anet_train_list.txt
+          val_list: data/activitynet/anet_val_list.txt
+          data_prefix: data/activitynet/rawframes
+          filename_tmpl: img_{:05}.jpg
+          batch_size: 8
+          num_workers: 8
 
     The demo::
 
         data:
-          class_path: reskd_lightning.data.VideoDataModule
-          init_args:
-            demo_data: runs/demo_data
-            short_side: 128
-            crop_size: 112
-            resolutions: [112, 56]
+          demo_data: runs/demo_data
+          short_side: 128
+          crop_size: 112
+          flip: false
     """
 
     def __init__(
@@ -98,15 +135,34 @@ class VideoDataModule(pl.LightningDataModule):
         val_list: str | None = None,
         test_list: str | None = None,
         data_prefix: str = "",
+        val_data_prefix: str | None = None,
+        test_data_prefix: str | None = None,
+        preset: str | None = None,
+        list_format: str | None = None,
+        labels_file: str | None = None,
+        train_ytid_list: str | None = None,
+        val_ytid_list: str | None = None,
+        test_ytid_list: str | None = None,
+        video_name_tmpl: str | None = None,
+        filename_tmpl: str = "img_{:05}.jpg",
+        start_index: int = 1,
+        with_offset: bool = False,
+        video_suffix: str = ".webm",
         demo_data: str | None = None,
         num_classes: int | None = None,
-        num_segments: int = 8,
-        clip_len: int = 1,
-        frame_interval: int = 1,
+        multi_label: bool | None = None,
+        metric: str | None = None,
+        num_segments: int | None = None,
+        clip_len: int | None = None,
+        frame_interval: int | None = None,
         num_test_clips: int | None = None,
+        out_of_bound: str = "loop",
         short_side: int = 256,
         crop_size: int = 224,
-        flip: bool = True,
+        train_crop: str | None = None,
+        scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66),
+        flip: bool | None = None,
+        test_crop: str | None = None,
         resolutions: Sequence[int] = (224, 112),
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
@@ -118,20 +174,38 @@ class VideoDataModule(pl.LightningDataModule):
         pin_memory: bool = True,
         persistent_workers: bool = True,
         decoder: str = "pyav",
+        decoder_threads: int = 1,
+        fast_decode: bool = False,
+        max_retries: int = 10,
+        max_failed_fraction: float = 0.01,
     ):
+        given = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         super().__init__()
+        # Plain lists in the hyperparameters, so hparams.yaml and checkpoints hold no tuples.
+        given.update(
+            resolutions=[int(r) for r in resolutions],
+            mean=[float(m) for m in mean],
+            std=[float(s) for s in std],
+            scales=[float(s) for s in scales],
+        )
+        self.preset = get_preset(preset if preset is not None else "list")
+        self.settings = cfg = self._resolve(given)
+        # The effective values are the hyperparameters, so the ones logged agree with the model's (Lightning
+        # refuses to merge a datamodule's `metric: null` with a model's `metric: mAP`).
+        self.save_hyperparameters({**given, **cfg})
+        resolutions, mean, std = given["resolutions"], given["mean"], given["std"]
         # Fail at construction, with the offending values, for everything that needs no files.
-        SampleFrames(clip_len, frame_interval, num_segments)
-        if num_test_clips is not None:
-            SampleFrames(clip_len, frame_interval, num_test_clips)
-        build_val_transform(short_side, crop_size)
+        SampleFrames(cfg["clip_len"], cfg["frame_interval"], cfg["num_segments"], out_of_bound=out_of_bound)
+        SampleFrames(cfg["clip_len"], cfg["frame_interval"], cfg["num_segments"] * cfg["num_test_clips"])
+        build_train_transform(short_side, crop_size, cfg["flip"], cfg["train_crop"], scales)
+        build_test_transform(short_side, crop_size, cfg["test_crop"])
         build_decoder(decoder)
-        if num_classes is not None and num_classes < 1:
-            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-        if not list(resolutions) or any(int(r) < 1 for r in resolutions):
-            raise ValueError(f"resolutions must be positive numbers of pixels, got {list(resolutions)!r}")
+        if cfg["num_classes"] is not None and cfg["num_classes"] < 1:
+            raise ValueError(f"num_classes must be a positive integer, got {cfg['num_classes']!r}")
+        if not resolutions or any(r < 1 for r in resolutions):
+            raise ValueError(f"resolutions must be positive numbers of pixels, got {resolutions!r}")
         if len(mean) != 3 or len(std) != 3:
-            raise ValueError(f"mean and std need 3 values (RGB), got mean={list(mean)!r}, std={list(std)!r}")
+            raise ValueError(f"mean and std need 3 values (RGB), got mean={mean!r}, std={std!r}")
         for name, value in (("batch_size", batch_size), ("val_batch_size", val_batch_size)):
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -139,29 +213,63 @@ class VideoDataModule(pl.LightningDataModule):
             raise ValueError(f"num_workers must be >= 0, got {num_workers!r}")
         if demo_data is None and train_list is None and val_list is None and test_list is None:
             raise ValueError("give at least one of train_list, val_list, test_list, or demo_data")
-        # Plain lists in the hyperparameters, so hparams.yaml and checkpoints hold no tuples.
-        resolutions = [int(r) for r in resolutions]
-        mean, std = [float(m) for m in mean], [float(s) for s in std]
-        self.save_hyperparameters()
-        self._num_classes = num_classes
+        self._num_classes = cfg["num_classes"]
         self._class_names: list[str] | None = None
         if demo_data is not None:
             self._class_names = list(DEMO_CLASSES)
-            if num_classes is None:
-                self._num_classes = len(DEMO_CLASSES)
+            if self._num_classes is None:
+                self._set_num_classes(len(DEMO_CLASSES))
         self.datasets: dict[str, VideoDataset] = {}
+
+    def _resolve(self, given: dict[str, Any]) -> dict[str, Any]:
+        """The preset's defaults overridden by every value given; refuses what the preset forbids."""
+        preset = self.preset
+        cfg = preset.defaults()
+        for key in cfg:
+            if given.get(key) is not None:
+                cfg[key] = given[key]
+        if cfg["list_format"] not in preset.list_formats:
+            raise ValueError(
+                f"preset {preset.name!r} reads list_format {list(preset.list_formats)}, got {cfg['list_format']!r}"
+            )
+        if cfg["flip"] and not preset.flip_allowed:
+            raise ValueError(
+                f"preset {preset.name!r} refuses flip=true: its labels name directions (left/right), which a "
+                f"horizontal flip would make wrong; remove `flip` from the config or set it to false"
+            )
+        if given.get("metric") is not None and given["metric"] not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}, got {cfg['metric']!r}")
+        if cfg["train_crop"] not in TRAIN_CROPS or cfg["test_crop"] not in TEST_CROPS:
+            raise ValueError(
+                f"train_crop must be one of {TRAIN_CROPS} and test_crop one of {TEST_CROPS}, "
+                f"got {cfg['train_crop']!r} and {cfg['test_crop']!r}"
+            )
+        cfg["metric"] = preset_metric(preset.name, given.get("metric"), given.get("multi_label"))
+        if given.get("multi_label") is None:
+            cfg["multi_label"] = cfg["metric"] == "mAP"  # mAP needs multi-hot targets
+        return cfg
+
+    def _set_num_classes(self, num_classes: int) -> None:
+        self._num_classes = self.settings["num_classes"] = self.hparams["num_classes"] = num_classes
+        # Lightning logs `hparams_initial`, merged with the model's: it must hold the class count found too.
+        self._hparams_initial["num_classes"] = num_classes
 
     # -- what the data hold ------------------------------------------------------------
 
     @property
     def num_classes(self) -> int | None:
-        """Number of classes: given, or known from the demo data, or inferred from the labels in ``setup``."""
+        """Number of classes: given, the preset's, the demo's, or inferred from the labels in ``setup``."""
         return self._num_classes
 
     @property
     def class_names(self) -> list[str] | None:
-        """Class names, when the data name them (class folders, the demo dataset), else ``None``."""
+        """Class names, when the data name them (class folders, Kinetics, SSv2, the demo), else ``None``."""
         return self._class_names
+
+    @property
+    def metric(self) -> str:
+        """``accuracy`` or ``mAP``: how the model should evaluate these data."""
+        return self.settings["metric"]
 
     def _source(self, split: str) -> str | None:
         given = self.hparams[f"{split}_list"]
@@ -169,10 +277,46 @@ class VideoDataModule(pl.LightningDataModule):
             return given
         return str(Path(self.hparams.demo_data) / ("train.txt" if split == "train" else "val.txt"))
 
-    def _load(self, source: str) -> tuple[list[VideoRecord], list[str] | None]:
-        if Path(source).is_dir():
-            return scan_class_folders(source)
-        return load_video_list(source, self.hparams.data_prefix), None
+    def _prefix(self, split: str) -> str:
+        hp = self.hparams
+        val = hp.val_data_prefix if hp.val_data_prefix is not None else hp.data_prefix
+        return {"train": hp.data_prefix, "val": val, "test": hp.test_data_prefix or val}[split]
+
+    def _ytids(self, split: str) -> str | None:
+        hp = self.hparams
+        return {"train": hp.train_ytid_list, "val": hp.val_ytid_list, "test": hp.test_ytid_list or hp.val_ytid_list}[
+            split
+        ]
+
+    def _kinetics_classes(self) -> list[str]:
+        hp = self.hparams
+        if hp.labels_file is not None:
+            return ann.load_class_names(hp.labels_file)
+        if hp.train_list is None:
+            raise ValueError("kinetics_csv needs labels_file (class names) or train_list to take the classes from")
+        return ann.load_kinetics_csv(hp.train_list, self._prefix("train"), ytid_list=self._ytids("train"))[1]
+
+    def load_records(self, split: str) -> tuple[str, list[VideoRecord], list[str] | None] | None:
+        """The split's annotation source, records and class names (when the format names them); None: no list."""
+        source = self._source(split)
+        if source is None:
+            return None
+        hp, fmt, prefix = self.hparams, self.settings["list_format"], self._prefix(split)
+        if Path(source).is_dir() or fmt == "folder":
+            return (source, *ann.scan_class_folders(source))
+        if fmt == "rawframes":
+            return source, ann.load_rawframe_list(source, prefix, with_offset=hp.with_offset), None
+        if fmt == "kinetics_csv":
+            kwargs = {"filename_tmpl": hp.video_name_tmpl} if hp.video_name_tmpl else {}
+            records, classes = ann.load_kinetics_csv(
+                source, prefix, classes=self._kinetics_classes(), ytid_list=self._ytids(split), **kwargs
+            )
+            return source, records, classes
+        if fmt == "sthv2":
+            if hp.labels_file is None:
+                raise ValueError("list_format sthv2 needs labels_file: the path of SSv2's labels.json")
+            return (source, *ann.load_sthv2(source, hp.labels_file, prefix, suffix=hp.video_suffix))
+        return source, ann.load_video_list(source, prefix), None
 
     # -- Lightning hooks ---------------------------------------------------------------
 
@@ -190,25 +334,30 @@ class VideoDataModule(pl.LightningDataModule):
             "validate": ["val"],
             "test": ["test"],
             "predict": ["test"],
-            None: ["train", "val", "test"],
+            None: list(SPLITS),
         }.get(stage)
         if splits is None:
             raise ValueError(f"unknown stage {stage!r}; expected fit, validate, test, predict or None")
         loaded: dict[str, tuple[str, list[VideoRecord]]] = {}
         for split in splits:
-            source = self._source(split)
-            if source is None:
+            found = self.load_records(split)
+            if found is None:
                 # fit may run without validation
                 optional = stage is None or (stage == "fit" and split == "val")
                 if not optional:
                     raise ValueError(f"stage {stage!r} needs {split}_list (or demo_data)")
                 continue
-            records, classes = self._load(source)
+            source, records, classes = found
             if classes is not None:
                 if self._class_names is not None and classes != self._class_names:
                     raise ValueError(
-                        f"{source}: class folders {classes} differ from the classes found before, "
-                        f"{self._class_names}"
+                        f"{source}: classes {classes[:5]}... differ from the classes found before, "
+                        f"{self._class_names[:5]}..."
+                    )
+                if self._num_classes is not None and len(classes) != self._num_classes:
+                    raise ValueError(
+                        f"{source} names {len(classes)} classes but num_classes is {self._num_classes}; set "
+                        f"num_classes: {len(classes)} (or give the full class list in labels_file)"
                     )
                 self._class_names = classes
             loaded[split] = (source, records)
@@ -217,20 +366,49 @@ class VideoDataModule(pl.LightningDataModule):
                 self._num_classes = len(self._class_names)
             else:
                 self._num_classes = max(infer_num_classes(records) for _, records in loaded.values())
+            self._set_num_classes(self._num_classes)
         for split, (source, records) in loaded.items():
             check_labels(records, self._num_classes, source)
             self.datasets[split] = self._dataset(split, source, records)
 
-    def _dataset(self, split: str, source: str, records: list[VideoRecord]) -> VideoDataset:
+    def _decoder(self) -> Any:
         hp = self.hparams
+        if self.settings["list_format"] == "rawframes":
+            return build_decoder("rawframes", filename_tmpl=hp.filename_tmpl, start_index=hp.start_index)
+        kwargs: dict[str, Any] = {"num_threads": hp.decoder_threads}
+        if hp.fast_decode:
+            kwargs["snap_to_keyframe"] = True
+        return build_decoder(hp.decoder, **kwargs)
+
+    def _dataset(self, split: str, source: str, records: list[VideoRecord]) -> VideoDataset:
+        hp, cfg = self.hparams, self.settings
+        clip = (cfg["clip_len"], cfg["frame_interval"])
+        num_views = None
         if split == "train":
-            sampler = SampleFrames(hp.clip_len, hp.frame_interval, hp.num_segments, test_mode=False)
-            transform = build_train_transform(hp.short_side, hp.crop_size, hp.flip)
-        else:
-            num_clips = hp.num_segments if split == "val" else (hp.num_test_clips or hp.num_segments)
-            sampler = SampleFrames(hp.clip_len, hp.frame_interval, num_clips, test_mode=True)
+            sampler = SampleFrames(*clip, cfg["num_segments"], test_mode=False, out_of_bound=hp.out_of_bound)
+            transform = build_train_transform(hp.short_side, hp.crop_size, cfg["flip"], cfg["train_crop"], hp.scales)
+        elif split == "val":
+            sampler = SampleFrames(*clip, cfg["num_segments"], test_mode=True, out_of_bound=hp.out_of_bound)
             transform = build_val_transform(hp.short_side, hp.crop_size)
-        return VideoDataset(records, sampler, transform, build_decoder(hp.decoder), source=source)
+        else:
+            num_views = cfg["num_test_clips"]
+            num_clips = cfg["num_segments"] * num_views
+            sampler = SampleFrames(*clip, num_clips, test_mode=True, out_of_bound=hp.out_of_bound)
+            transform = build_test_transform(hp.short_side, hp.crop_size, cfg["test_crop"])
+        trainer = self.trainer
+        return VideoDataset(
+            records,
+            sampler,
+            transform,
+            self._decoder(),
+            source=source,
+            num_views=num_views,
+            multi_label=bool(cfg["multi_label"]) and split != "train",
+            num_classes=self._num_classes,
+            max_retries=hp.max_retries,
+            max_failed_fraction=hp.max_failed_fraction,
+            world_size=trainer.world_size if trainer is not None else 1,
+        )
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         if split not in self.datasets:
