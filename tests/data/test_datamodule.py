@@ -16,10 +16,13 @@ SMALL = dict(
 )
 
 
-def test_train_batch_becomes_views_of_one_clip(demo_root: Path) -> None:
+@pytest.mark.parametrize("train_crop", ["random", "multiscale", "random_resized"])
+def test_train_batch_becomes_views_of_one_clip(demo_root: Path, train_crop: str) -> None:
+    # Same crop and flip for every resolution: the views are resizes of the one augmented clip.
     dm = VideoDataModule(
-        train_list=str(demo_root / "train.txt"), val_list=str(demo_root / "val.txt"), **SMALL
-    )
+        train_list=str(demo_root / "train.txt"), val_list=str(demo_root / "val.txt"), train_crop=train_crop,
+        flip=True, **SMALL,
+    )  # fmt: skip
     dm.setup("fit")
     assert dm.num_classes == 4 and dm.class_names is None  # inferred from the labels
     batch = next(iter(dm.train_dataloader()))
