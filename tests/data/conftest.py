@@ -37,7 +37,7 @@ def rawframe_root(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         single, multi = [], []
         for k, line in enumerate((demo_root / f"{split}.txt").read_text().splitlines()):
             rel, label = line.split()
-            frame_dir = root / "frames" / Path(rel).stem
+            frame_dir = root / "frames" / f"{split}_{Path(rel).stem}"  # demo names repeat across splits
             frame_dir.mkdir(parents=True)
             frames = _frames_of(demo_root / rel)
             for i, frame in enumerate(frames, start=1):

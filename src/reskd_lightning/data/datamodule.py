@@ -200,6 +200,8 @@ class VideoDataModule(pl.LightningDataModule):
         build_train_transform(short_side, crop_size, cfg["flip"], cfg["train_crop"], scales)
         build_test_transform(short_side, crop_size, cfg["test_crop"])
         build_decoder(decoder)
+        if fast_decode and decoder != "pyav":
+            raise ValueError(f"fast_decode snaps frames to keyframes with decoder 'pyav'; decoder {decoder!r} has no such mode")
         if cfg["num_classes"] is not None and cfg["num_classes"] < 1:
             raise ValueError(f"num_classes must be a positive integer, got {cfg['num_classes']!r}")
         if not resolutions or any(r < 1 for r in resolutions):
