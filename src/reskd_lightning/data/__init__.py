@@ -6,12 +6,19 @@ The flow of one sample: ``VideoRecord`` (annotations) -> ``SampleFrames`` (frame
 """
 
 from reskd_lightning.data.annotations import (
+    KINETICS_COLUMNS,
+    KINETICS_FILENAME_TMPL,
     VIDEO_EXTENSIONS,
     VideoRecord,
     check_labels,
     infer_num_classes,
+    load_class_names,
+    load_kinetics_csv,
+    load_rawframe_list,
+    load_sthv2,
     load_video_list,
     scan_class_folders,
+    to_multi_hot,
 )
 from reskd_lightning.data.check import UnreadableVideo, check_dataset
 from reskd_lightning.data.datamodule import VideoDataModule
@@ -46,6 +53,13 @@ from reskd_lightning.data.transforms import (
 )
 
 __all__ = [
+    "KINETICS_COLUMNS",
+    "KINETICS_FILENAME_TMPL",
+    "load_class_names",
+    "load_kinetics_csv",
+    "load_rawframe_list",
+    "load_sthv2",
+    "to_multi_hot",
     "DECODERS",
     "DEMO_CLASSES",
     "PRESETS",

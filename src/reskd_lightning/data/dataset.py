@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from reskd_lightning.data.annotations import VideoRecord
+from reskd_lightning.data.annotations import VideoRecord, to_multi_hot
 from reskd_lightning.data.decoders import VideoDecodeError
 from reskd_lightning.data.sampling import SampleFrames, split_views
 
@@ -112,9 +112,7 @@ class VideoDataset(Dataset):
     def _label(self, record: VideoRecord) -> Any:
         labels = record.labels
         if self.multi_label:
-            target = torch.zeros(self.num_classes, dtype=torch.float32)  # type: ignore[arg-type]
-            target[labels] = 1.0
-            return target
+            return to_multi_hot(labels, self.num_classes)  # type: ignore[arg-type]
         if len(labels) == 1 or self.num_views is not None or self.sampler.test_mode:
             return labels[0]
         return labels[int(torch.randint(len(labels), (1,)))]
