@@ -8,8 +8,8 @@ from typing import BinaryIO
 import av
 import numpy as np
 import pytest
+from PIL import Image
 import torch
-from torchvision.io import write_jpeg, write_png
 
 from reskd_lightning.data import PyAVDecoder, VideoDecodeError, build_decoder, write_video
 from reskd_lightning.data.decoders import DECODERS, RawFrameDecoder, TorchCodecDecoder
@@ -357,7 +357,7 @@ def frame_dir(tmp_path: Path) -> tuple[Path, torch.Tensor]:
     folder = tmp_path / "video_0001"
     folder.mkdir()
     for i, frame in enumerate(frames, start=1):
-        write_png(frame.permute(2, 0, 1).contiguous(), str(folder / f"img_{i:05d}.png"))
+        Image.fromarray(np.asarray(frame)).save(folder / f"img_{i:05d}.png")
     (folder / "notes.txt").write_text("not a frame")
     (folder / "flow_x_00001.png").write_bytes(b"")
     return folder, frames
@@ -384,7 +384,7 @@ def test_rawframes_with_an_offset_and_past_the_end(frame_dir: tuple[Path, torch.
 def test_rawframes_other_template_and_start_index(tmp_path: Path) -> None:
     frames = torch.from_numpy(moving_frames(4))
     for i, frame in enumerate(frames):  # 0-based, JPEG
-        write_jpeg(frame.permute(2, 0, 1).contiguous(), str(tmp_path / f"{i:04d}.jpg"), quality=100)
+        Image.fromarray(np.asarray(frame)).save(tmp_path / f"{i:04d}.jpg", quality=100)
     with RawFrameDecoder(filename_tmpl="{:04d}.jpg", start_index=0).open(tmp_path) as video:
         assert video.num_frames == 4
         got = video.get_frames(np.array([3, 1]))

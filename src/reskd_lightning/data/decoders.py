@@ -627,16 +627,18 @@ class RawFrameVideoHandle(VideoHandle):
         return self._num_frames
 
     def _read(self, index: int) -> Tensor:
-        from torchvision.io import ImageReadMode, decode_image, read_file  # lazy, as PyAV above
+        # Pillow (libjpeg-turbo, libpng): torchvision's image decoding is deprecated since 0.29.
+        from PIL import Image, UnidentifiedImageError  # lazy, as PyAV above
 
         path = self._file(index)
         try:
-            image = decode_image(read_file(path), mode=ImageReadMode.RGB)
-        except RuntimeError as e:
+            with Image.open(path) as image:
+                array = np.asarray(image.convert("RGB"))
+        except (OSError, UnidentifiedImageError) as e:
             raise VideoDecodeError(
                 f"cannot decode frame {index} of {self.path!r}: file {path!r} ({e})"
             ) from e
-        return image.permute(1, 2, 0)
+        return torch.from_numpy(array.copy())
 
     def get_frames(self, indices: np.ndarray, bounds: np.ndarray | None = None) -> Tensor:
         """The frames at ``indices`` as uint8 ``[len(indices), H, W, 3]`` RGB; each file is read once.
@@ -664,7 +666,7 @@ class RawFrameVideoHandle(VideoHandle):
 class RawFrameDecoder:
     """Read mmaction2 frame folders: frame ``i`` of a folder is ``filename_tmpl.format(start_index + i)``.
 
-    JPEG and PNG frames are decoded with torchvision. ``num_frames`` counts the files named like the template;
+    JPEG and PNG frames are decoded with Pillow. ``num_frames`` counts the files named like the template;
     an index past the last one gets the last frame; a missing file in between raises ``VideoDecodeError``.
 
     Configured through ``VideoDataModule`` (used for rawframe lists, ``frame_dir total_frames label``)::
