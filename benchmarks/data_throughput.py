@@ -284,10 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ok = decode_benchmark(videos, clips_per_video, repeats, args.seconds)
     # The loader with the student's view made after it (on the device) or by a CPU resize in each worker,
     # on the web-like videos (2 s keyframe interval).
-    from loader_views import loader_views_benchmark, print_loader_table  # benchmarks/ is on sys.path
+    from loader_views import run_loader_tables  # benchmarks/ is on sys.path
 
-    batches = 3 if args.quick else 8
-    ok &= print_loader_table(loader_views_benchmark(videos[2], batches=batches, repeats=1 if args.quick else 2))
+    ok &= run_loader_tables(videos[2], batches=3 if args.quick else 8, repeats=1 if args.quick else 2)
     return 0 if ok else 1
 
 
