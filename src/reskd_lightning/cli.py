@@ -117,8 +117,33 @@ def check_data_main(argv: Sequence[str]) -> None:
         raise SystemExit(f"{total} unreadable videos")
 
 
+def flops_main(argv: Sequence[str]) -> None:
+    """``reskd flops --model NAME --resolution R [R ...] --frames T``: GMACs per video and parameters."""
+    import argparse
+
+    from .efficiency import TABLE_HEADER, efficiency
+    from .models import build_model_for_input, list_models
+
+    parser = argparse.ArgumentParser(prog="reskd flops", description=flops_main.__doc__)
+    parser.add_argument("--model", nargs="+", required=True, help=f"registered names, e.g. {', '.join(list_models('tsn*')[:3])}")
+    parser.add_argument("--resolution", type=int, nargs="+", default=[224, 112])
+    parser.add_argument("--frames", type=int, default=8, help="frames per clip (TSN: segments)")
+    parser.add_argument("--num-classes", type=int, default=400)
+    args = parser.parse_args(list(argv))
+    print(TABLE_HEADER)
+    for name in args.model:
+        for resolution in args.resolution:
+            model = build_model_for_input(name, args.num_classes, resolution, args.frames)
+            print(efficiency(model, resolution, args.frames, name=name).row())
+    print("GMACs: multiply-adds per video (one clip, one view), the 'FLOPs' of efficient-video tables")
+
+
 #: Subcommands that are not Lightning's: thin wrappers over library functions.
-TOOLS: dict[str, Callable[[Sequence[str]], None]] = {"demo-data": demo_data_main, "check-data": check_data_main}
+TOOLS: dict[str, Callable[[Sequence[str]], None]] = {
+    "demo-data": demo_data_main,
+    "check-data": check_data_main,
+    "flops": flops_main,
+}
 
 USAGE = """usage: reskd {fit,validate,test,predict} --config CONFIG.yaml [--print_config] [overrides]
        reskd {tools} ...

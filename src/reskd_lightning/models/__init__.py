@@ -3,7 +3,7 @@
 from .backbones import TSN, SlowOnly
 from .heads import ClsHead
 from .recognizer import ModelOutput, VideoRecognizer, as_model_output
-from .registry import build_model, list_models, register_model
+from .registry import build_model, build_model_for_input, list_models, register_model
 from .weights import load_weights
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "VideoRecognizer",
     "as_model_output",
     "build_model",
+    "build_model_for_input",
     "list_models",
     "load_weights",
     "register_model",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import inspect
 from typing import Any, Callable, TypeVar
 
 from .recognizer import VideoRecognizer
@@ -34,3 +35,20 @@ def build_model(name: str, **kwargs: Any) -> VideoRecognizer:
     if name not in _MODELS:
         raise KeyError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
     return _MODELS[name](**kwargs)
+
+
+def build_model_for_input(name: str, num_classes: int, resolution: int, frames: int, **kwargs: Any) -> VideoRecognizer:
+    """Build ``name`` for clips of ``frames`` x ``resolution`` px.
+
+    Most networks take any input size; a builder that needs it (MViT: ``spatial_size``, ``temporal_size``)
+    gets it when its signature names those arguments.
+    """
+    builder = _MODELS.get(name)
+    if builder is None:
+        return build_model(name, num_classes=num_classes, **kwargs)  # raises, listing the known names
+    params = inspect.signature(builder).parameters
+    if "spatial_size" in params and "spatial_size" not in kwargs:
+        kwargs["spatial_size"] = (resolution, resolution)
+    if "temporal_size" in params and "temporal_size" not in kwargs:
+        kwargs["temporal_size"] = frames
+    return builder(num_classes=num_classes, **kwargs)
