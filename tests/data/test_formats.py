@@ -138,3 +138,23 @@ def test_unreadable_videos_are_replaced_counted_and_bounded(demo_root: Path, cor
         strict.datasets["train"][16]  # 1 of 18 is within 10%
     with pytest.raises(Exception, match=r"2 of 18 videos .* could not be read, more than max_failed_fraction=0.1"):
         strict.datasets["train"][17]
+
+
+def test_kinetics_training_csv_is_read_once_per_setup(kinetics_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reskd_lightning.data import annotations
+
+    reads: list[str] = []
+    original = annotations.load_kinetics_csv
+
+    def counting(csv_file: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(Path(csv_file).name)
+        return original(csv_file, *args, **kwargs)
+
+    monkeypatch.setattr(annotations, "load_kinetics_csv", counting)
+    dm = VideoDataModule(
+        preset="kinetics400", train_list=str(kinetics_root / "train.csv"), val_list=str(kinetics_root / "validate.csv"),
+        test_list=str(kinetics_root / "validate.csv"), data_prefix=str(kinetics_root / "videos"), num_classes=4, **TINY,
+    )  # fmt: skip
+    dm.setup(None)
+    assert sorted(reads) == ["train.csv", "validate.csv", "validate.csv"]  # its classes come with the training rows
+    assert dm.datasets["val"].records[0].labels == [dm.class_names.index("stripes zero")]

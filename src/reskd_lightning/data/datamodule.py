@@ -217,6 +217,7 @@ class VideoDataModule(pl.LightningDataModule):
             raise ValueError("give at least one of train_list, val_list, test_list, or demo_data")
         self._num_classes = cfg["num_classes"]
         self._class_names: list[str] | None = None
+        self._csv_classes: list[str] | None = None  # a Kinetics set's class names, read once
         if demo_data is not None:
             self._class_names = list(DEMO_CLASSES)
             if self._num_classes is None:
@@ -291,12 +292,23 @@ class VideoDataModule(pl.LightningDataModule):
         ]
 
     def _kinetics_classes(self) -> list[str]:
+        """The class names of a Kinetics CSV set: ``labels_file``, else the training CSV's (read once)."""
+        if self._csv_classes is None:
+            hp = self.hparams
+            if hp.labels_file is not None:
+                self._csv_classes = ann.load_class_names(hp.labels_file)
+            elif hp.train_list is None:
+                raise ValueError("kinetics_csv needs labels_file (class names) or train_list to take the classes from")
+            else:
+                self._csv_classes = self._read_kinetics("train", classes=None)[1]
+        return self._csv_classes
+
+    def _read_kinetics(self, split: str, classes: list[str] | None) -> tuple[list[VideoRecord], list[str]]:
         hp = self.hparams
-        if hp.labels_file is not None:
-            return ann.load_class_names(hp.labels_file)
-        if hp.train_list is None:
-            raise ValueError("kinetics_csv needs labels_file (class names) or train_list to take the classes from")
-        return ann.load_kinetics_csv(hp.train_list, self._prefix("train"), ytid_list=self._ytids("train"))[1]
+        kwargs = {"filename_tmpl": hp.video_name_tmpl} if hp.video_name_tmpl else {}
+        return ann.load_kinetics_csv(
+            self._source(split), self._prefix(split), classes=classes, ytid_list=self._ytids(split), **kwargs
+        )
 
     def load_records(self, split: str) -> tuple[str, list[VideoRecord], list[str] | None] | None:
         """The split's annotation source, records and class names (when the format names them); None: no list."""
@@ -309,11 +321,11 @@ class VideoDataModule(pl.LightningDataModule):
         if fmt == "rawframes":
             return source, ann.load_rawframe_list(source, prefix, with_offset=hp.with_offset), None
         if fmt == "kinetics_csv":
-            kwargs = {"filename_tmpl": hp.video_name_tmpl} if hp.video_name_tmpl else {}
-            records, classes = ann.load_kinetics_csv(
-                source, prefix, classes=self._kinetics_classes(), ytid_list=self._ytids(split), **kwargs
-            )
-            return source, records, classes
+            if split == "train" and hp.labels_file is None and self._csv_classes is None:
+                records, self._csv_classes = self._read_kinetics(split, classes=None)  # its classes: sorted labels
+            else:
+                records = self._read_kinetics(split, classes=self._kinetics_classes())[0]
+            return source, records, self._csv_classes
         if fmt == "sthv2":
             if hp.labels_file is None:
                 raise ValueError("list_format sthv2 needs labels_file: the path of SSv2's labels.json")

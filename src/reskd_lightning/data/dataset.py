@@ -126,7 +126,7 @@ class VideoDataset(Dataset):
             with self.decoder.open(record.path) as video:
                 num_frames = record.num_frames or video.num_frames
                 indices, bounds = self.sampler.sample(num_frames, rng)
-                offset = getattr(record, "offset", 0)
+                offset = record.offset
                 frames = video.get_frames(indices + offset, bounds=bounds + offset)
         except FileNotFoundError as e:
             raise FileNotFoundError(f"{self._where(index, record.path)} does not exist: {e}") from e
