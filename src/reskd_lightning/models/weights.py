@@ -292,3 +292,16 @@ def url_state_dict(url: str, what: str) -> StateDict:
                 f"elsewhere and place it at {cache}, or pass a local file path as `pretrained`."
             ) from err
     return extract_state_dict(load_checkpoint(cache), source=str(cache))
+
+
+def pytorchvideo_zoo_state_dict(hub_module: str, name: str) -> tuple[StateDict, str]:
+    """Kinetics weights of pytorchvideo's model zoo and their URL, e.g. ``("x3d", "x3d_s")``.
+
+    ``hub_module`` is the ``pytorchvideo.models.hub`` module listing the model's ``checkpoint_paths``
+    (``resnet``, ``x3d``, ``slowfast``); downloaded through :func:`url_state_dict`.
+    """
+    import importlib
+
+    paths = importlib.import_module(f"pytorchvideo.models.hub.{hub_module}").checkpoint_paths
+    url = paths[name]
+    return url_state_dict(url, f"pytorchvideo's {name}"), url

@@ -9,7 +9,7 @@ from torch import Tensor
 from ..heads import ClsHead
 from ..recognizer import VideoRecognizer
 from ..registry import register_model
-from ..weights import is_weights_file, load_pretrained, read_weights, remap_keys, url_state_dict
+from ..weights import is_weights_file, load_pretrained, pytorchvideo_zoo_state_dict, read_weights, remap_keys
 
 #: Temporal kernel of the fast-to-slow lateral connections in pytorchvideo's Kinetics models, per depth.
 FUSION_KERNEL: dict[int, int] = {50: 7, 101: 5, 152: 5}
@@ -92,16 +92,13 @@ class SlowFast(VideoRecognizer):
         if is_weights_file(pretrained):
             state, source = read_weights(self, pretrained, convert=self._to_ours), str(pretrained)
         elif pretrained == "kinetics400":
-            from pytorchvideo.models.hub.slowfast import checkpoint_paths
-
-            name = f"slowfast_r{self.depth}"
-            if name not in checkpoint_paths or self.alpha != 4:
+            if self.depth not in (50, 101) or self.alpha != 4:
                 raise ValueError(
                     f"pretrained='kinetics400' exists for SlowFast depth 50 or 101 with alpha 4, got depth "
                     f"{self.depth}, alpha {self.alpha}"
                 )
-            source = checkpoint_paths[name]
-            state = self._to_ours(url_state_dict(source, f"pytorchvideo's {name}"))
+            state, source = pytorchvideo_zoo_state_dict("slowfast", f"slowfast_r{self.depth}")
+            state = self._to_ours(state)
         else:
             raise ValueError(f"unknown SlowFast weights {pretrained!r}; pass 'kinetics400' or a local file")
         load_pretrained(self, state, source)

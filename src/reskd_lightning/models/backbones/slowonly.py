@@ -14,10 +14,10 @@ from ..weights import (
     inflate_state_dict,
     is_weights_file,
     load_pretrained,
+    pytorchvideo_zoo_state_dict,
     read_weights,
     remap_keys,
     torchvision_state_dict,
-    url_state_dict,
 )
 
 _TORCHVISION_KEY = re.compile(
@@ -127,12 +127,10 @@ class SlowOnly(VideoRecognizer):
         if is_weights_file(pretrained):
             state, source = read_weights(self, pretrained, convert=self._to_ours), str(pretrained)
         elif pretrained == "kinetics400":
-            from pytorchvideo.models.hub.resnet import checkpoint_paths
-
             if self.depth != 50:
                 raise ValueError(f"pretrained='kinetics400' exists for SlowOnly depth 50 only, got depth {self.depth}")
-            state = self._to_ours(url_state_dict(checkpoint_paths[HUB_MODEL], f"pytorchvideo's {HUB_MODEL}"))
-            source = checkpoint_paths[HUB_MODEL]
+            state, source = pytorchvideo_zoo_state_dict("resnet", HUB_MODEL)
+            state = self._to_ours(state)
         else:
             source = pretrained if "." in pretrained else f"ResNet{self.depth}_Weights.{pretrained}"
             state = self._to_ours(torchvision_state_dict(source))

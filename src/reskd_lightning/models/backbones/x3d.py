@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from ..heads import ClsHead
 from ..recognizer import VideoRecognizer
 from ..registry import register_model
-from ..weights import is_weights_file, load_pretrained, read_weights, remap_keys, url_state_dict
+from ..weights import is_weights_file, load_pretrained, pytorchvideo_zoo_state_dict, read_weights, remap_keys
 
 
 class X3DVariant(NamedTuple):
@@ -91,10 +91,8 @@ class X3D(VideoRecognizer):
         if is_weights_file(pretrained):
             state, source = read_weights(self, pretrained, convert=self._to_ours), str(pretrained)
         elif pretrained == "kinetics400":
-            from pytorchvideo.models.hub.x3d import checkpoint_paths
-
-            source = checkpoint_paths[f"x3d_{self.variant}"]
-            state = self._to_ours(url_state_dict(source, f"pytorchvideo's x3d_{self.variant}"))
+            state, source = pytorchvideo_zoo_state_dict("x3d", f"x3d_{self.variant}")
+            state = self._to_ours(state)
         else:
             raise ValueError(f"unknown X3D weights {pretrained!r}; pass 'kinetics400' or a local file")
         load_pretrained(self, state, source)
