@@ -13,6 +13,7 @@ import torchvision
 from reskd_lightning.models import VideoRecognizer, build_model, list_models, load_weights
 from reskd_lightning.models.backbones import TSM, TSN, X3D, R2Plus1D, SlowFast, SlowOnly
 from reskd_lightning.models.backbones.tsm import temporal_shift
+from model_helpers import randomize_bn
 
 torch.set_num_threads(2)
 
@@ -133,20 +134,11 @@ def test_tsm_loads_imagenet_resnet_weights_as_they_are(tmp_path: Path) -> None:
 # --- weights in and out ----------------------------------------------------------------------------------------
 
 
-def _randomize_bn(model: torch.nn.Module) -> None:
-    """Give BatchNorm layers non-trivial statistics, so that a lost buffer shows in the outputs."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-            m.weight.data.uniform_(0.5, 1.5)
-
-
 @pytest.mark.parametrize("family", SMALL)
 def test_weights_round_trip_through_a_file(family: str, tmp_path: Path) -> None:
     build, clip = SMALL[family]
     source = build().eval()
-    _randomize_bn(source)
+    randomize_bn(source)
     torch.save({"state_dict": {f"student.{k}": v for k, v in source.state_dict().items()}}, tmp_path / "m.ckpt")
     as_pretrained = build(pretrained=str(tmp_path / "m.ckpt"))
     loaded = build()
@@ -211,7 +203,7 @@ def test_slowonly_kinetics400_maps_pytorchvideos_slow_r50_file(torch_home: Path)
     from pytorchvideo.models.hub.resnet import slow_r50
 
     hub = slow_r50().eval()  # the zoo's architecture, random weights: no download
-    _randomize_bn(hub)
+    randomize_bn(hub)
     torch_home.mkdir(parents=True)
     torch.save({"model_state": hub.state_dict(), "epoch": 196}, torch_home / "SLOW_8x8_R50.pyth")
     model = SlowOnly(400, pretrained="kinetics400").eval()
@@ -229,7 +221,7 @@ def test_x3d_kinetics400_maps_pytorchvideos_x3d_file_up_to_conv5(torch_home: Pat
     from pytorchvideo.models.hub.x3d import x3d_xs
 
     hub = x3d_xs().eval()
-    _randomize_bn(hub)
+    randomize_bn(hub)
     torch_home.mkdir(parents=True)
     torch.save({"model_state": hub.state_dict()}, torch_home / "X3D_XS.pyth")
     model = X3D(400, variant="xs", pretrained="kinetics400").eval()
@@ -248,7 +240,7 @@ def test_slowfast_kinetics400_maps_pytorchvideos_slowfast_file(torch_home: Path)
     from pytorchvideo.models.hub.slowfast import slowfast_r50
 
     hub = slowfast_r50().eval()
-    _randomize_bn(hub)
+    randomize_bn(hub)
     torch_home.mkdir(parents=True)
     torch.save({"model_state": hub.state_dict()}, torch_home / "SLOWFAST_8x8_R50.pyth")
     model = SlowFast(400, pretrained="kinetics400").eval()
@@ -263,7 +255,7 @@ def test_slowfast_kinetics400_maps_pytorchvideos_slowfast_file(torch_home: Path)
 
 def test_r2plus1d_kinetics400_name_gives_torchvisions_model(torch_home: Path) -> None:
     reference = torchvision.models.video.r2plus1d_18().eval()
-    _randomize_bn(reference)
+    randomize_bn(reference)
     weights = torchvision.models.video.R2Plus1D_18_Weights.KINETICS400_V1
     torch_home.mkdir(parents=True)
     torch.save(reference.state_dict(), torch_home / Path(weights.url).name)

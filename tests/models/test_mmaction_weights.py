@@ -12,20 +12,11 @@ from reskd_lightning import ResKDModule
 from reskd_lightning.models import load_weights
 from reskd_lightning.models.backbones import TSM, TSN, X3D, SlowOnly
 from reskd_lightning.models.mmaction import is_mmaction_state_dict
+from model_helpers import randomize_bn
 
 torch.set_num_threads(2)
 
 META = {"mmaction_version": "1.2.0", "epoch": 100, "config": "model = dict(type='Recognizer2D', ...)"}
-
-
-def randomize_bn(model: torch.nn.Module) -> None:
-    """Non-trivial BatchNorm statistics, so a lost or misplaced buffer shows in the outputs."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.uniform_(-0.1, 0.1)
-            m.running_var.uniform_(0.5, 1.5)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.1, 0.1)
 
 
 def mmaction_2d_layout(resnet_state: dict[str, torch.Tensor], tsm: bool = False) -> dict[str, torch.Tensor]:
