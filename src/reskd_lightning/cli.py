@@ -20,7 +20,8 @@ def views_for(student_resolution: int, teacher_resolution: int, teacher: Any) ->
 
 class ResKDCLI(LightningCLI):
     """LightningCLI with ``data``'s classes and metric (given or its preset's), normalisation and
-    interpolation linked from the data to the model, and the DataModule's views (``data.resolutions``) computed from the model's resolutions."""
+    interpolation linked from the data to the model, and the DataModule's views (``data.resolutions``)
+    computed from the model's resolutions."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # A preset (activitynet, sthv2, ...) knows its classes and metric; a value given in `data` wins.
@@ -102,12 +103,12 @@ def check_data_main(argv: Sequence[str]) -> None:
     dm = load_data_module(args.config, overrides)
     dm.prepare_data()
     dm.setup(None)
+    workers = dm.hparams.num_workers if args.num_workers is None else args.num_workers
     total = 0
     for split in args.splits:
         if split not in dm.datasets:
             continue
         dataset = dm.datasets[split]
-        workers = dm.hparams.num_workers if args.num_workers is None else args.num_workers
         failures = check_dataset(dataset, num_workers=workers)
         total += len(failures)
         print(f"{split}: {len(dataset)} videos from {dataset.source}, {len(failures)} unreadable")
