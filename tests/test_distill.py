@@ -44,7 +44,7 @@ def test_feature_map_kd_sends_gradients_to_the_student_only() -> None:
 def test_feature_map_kd_names_mismatched_shapes() -> None:
     with pytest.raises(ValueError, match=r"feature_map_kd: .*student \(2, 4, 2, 4, 4\) and teacher \(2, 8, 2, 7, 7\)"):
         FeatureMapKD()(out(torch.zeros(2, 4, 2, 4, 4)), out(torch.zeros(2, 8, 2, 7, 7)), {})
-    with pytest.raises(ValueError, match="needs feature maps"):
+    with pytest.raises(ValueError, match="needs the student's feature map, but the student returned only logits"):
         FeatureMapKD()(out(None), out(torch.zeros(1, 1, 1, 1, 1)), {})
 
 

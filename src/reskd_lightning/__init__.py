@@ -6,7 +6,7 @@ Recognition", NeurIPS 2022).
 """
 
 from .data import VideoDataModule
-from .distill import DistillationLoss, FeatureMapKD, LogitKD
+from .distill import DistillationLoss, FeatureMapKD, LogitKD, LogitMapKD
 from .models import TSN, ModelOutput, SlowOnly, VideoRecognizer, build_model, list_models
 from .module import ResKDModule
 from .views import attach_views, make_views
@@ -17,6 +17,7 @@ __all__ = [
     "DistillationLoss",
     "FeatureMapKD",
     "LogitKD",
+    "LogitMapKD",
     "ModelOutput",
     "ResKDModule",
     "SlowOnly",

@@ -1,14 +1,20 @@
-"""Hinton's logit distillation: KL between temperature-softened class distributions."""
+"""Distillation on class distributions: Hinton's logit KD and the paper's per-location logit-map KD."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
+import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..models.recognizer import ModelOutput
 from .base import DistillationLoss
+from .feature import MODES, upsample_feature_map
+from .schedules import Schedule
+
+if TYPE_CHECKING:
+    from ..module import ResKDModule
 
 
 def kd_kl_div(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
@@ -16,6 +22,11 @@ def kd_kl_div(student_logits: Tensor, teacher_logits: Tensor, temperature: float
     log_p_s = F.log_softmax(student_logits.float() / temperature, dim=-1)
     log_p_t = F.log_softmax(teacher_logits.detach().float() / temperature, dim=-1)
     return F.kl_div(log_p_s, log_p_t, log_target=True, reduction="batchmean") * temperature**2
+
+
+def _check_temperature(owner: str, temperature: float) -> None:
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        raise ValueError(f"{owner}: temperature must be > 0, got {temperature!r}")
 
 
 class LogitKD(DistillationLoss):
@@ -28,6 +39,8 @@ class LogitKD(DistillationLoss):
         weight: multiplier of the term.
         temperature: softening temperature ``T`` (> 0).
         name: log/checkpoint name (``train/distill/<name>``).
+        weight_schedule: how the weight changes over training.
+        temperature_schedule: how the temperature changes over training (a factor of ``temperature``).
 
     Configure from LightningCLI::
 
@@ -39,11 +52,23 @@ class LogitKD(DistillationLoss):
                 temperature: 4.0
     """
 
-    def __init__(self, weight: float = 1.0, temperature: float = 4.0, name: str | None = None) -> None:
-        super().__init__(weight=weight, name=name)
-        if temperature <= 0:
-            raise ValueError(f"LogitKD: temperature must be > 0, got {temperature}")
+    def __init__(
+        self,
+        weight: float = 1.0,
+        temperature: float = 4.0,
+        name: str | None = None,
+        weight_schedule: Schedule | None = None,
+        temperature_schedule: Schedule | None = None,
+    ) -> None:
+        super().__init__(weight=weight, name=name, weight_schedule=weight_schedule)
+        _check_temperature(type(self).__name__, temperature)
+        self._check_schedule("temperature_schedule", temperature_schedule)
         self.temperature = float(temperature)
+        self.temperature_schedule = temperature_schedule
+
+    @property
+    def current_temperature(self) -> float:
+        return self.scheduled(self.temperature, self.temperature_schedule)
 
     def forward(self, student: ModelOutput, teacher: ModelOutput, batch: Mapping[str, Any]) -> Tensor:
         if student.logits.shape != teacher.logits.shape:
@@ -51,4 +76,117 @@ class LogitKD(DistillationLoss):
                 f"{self.name}: student logits {tuple(student.logits.shape)} and teacher logits "
                 f"{tuple(teacher.logits.shape)} differ; both must classify the same classes"
             )
-        return kd_kl_div(student.logits, teacher.logits, self.temperature)
+        return kd_kl_div(student.logits, teacher.logits, self.current_temperature)
+
+
+def logit_map_of(network: nn.Module, features: Tensor) -> Tensor:
+    """``network``'s classifier at every location of ``features``: ``[N, C, T, h, w]`` -> ``[N, K, T, h, w]``."""
+    if hasattr(network, "logit_map"):
+        return network.logit_map(features)
+    head = getattr(network, "cls_head", None)
+    if head is not None and hasattr(head, "logit_map"):
+        return head.logit_map(features)
+    raise TypeError(
+        f"{type(network).__name__} has no `logit_map(features)` method nor a `cls_head.logit_map`: LogitMapKD needs "
+        "the classifier applied at every location of the feature map"
+    )
+
+
+class LogitMapKD(DistillationLoss):
+    """The paper's distillation for transformer pairs (Video Swin-B -> Swin-S): per-location logit maps.
+
+    Each network's own classifier is applied at every location of its last feature map (so the widths may
+    differ: Swin-B's 1024 channels, Swin-S's 768), the student's logit map is upsampled to the teacher's
+    spatial size (e.g. 4x4 at 112 px -> 7x7 at 224 px), and the two are compared location by location by
+    the KL divergence of their temperature-softened class distributions.
+
+    Reductions: ``"mean"`` (the paper's: the pointwise KL averaged over every location and class, no ``T^2``;
+    with weight 200) or ``"batchmean"`` (KL summed over classes, averaged over locations, times ``T^2`` as in
+    Hinton's KD).
+
+    Args:
+        weight: multiplier of the term (200 in the paper).
+        temperature: softening temperature ``T`` (2 in the paper).
+        reduction: "mean" or "batchmean" (see above).
+        mode: interpolation used to upsample the student's logit map.
+        name: log/checkpoint name (``train/distill/<name>``).
+        weight_schedule, temperature_schedule: how the weight and the temperature change over training.
+
+    Configure from LightningCLI::
+
+        trainer:
+          callbacks:
+            - class_path: reskd_lightning.LogitMapKD
+              init_args: {weight: 200, temperature: 2.0}
+    """
+
+    def __init__(
+        self,
+        weight: float = 200.0,
+        temperature: float = 2.0,
+        reduction: Literal["mean", "batchmean"] = "mean",
+        mode: str = "bilinear",
+        name: str | None = None,
+        weight_schedule: Schedule | None = None,
+        temperature_schedule: Schedule | None = None,
+    ) -> None:
+        super().__init__(weight=weight, name=name, weight_schedule=weight_schedule)
+        _check_temperature("LogitMapKD", temperature)
+        if reduction not in ("mean", "batchmean"):
+            raise ValueError(f"LogitMapKD: reduction must be 'mean' or 'batchmean', got {reduction!r}")
+        if mode not in MODES:
+            raise ValueError(f"LogitMapKD: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self._check_schedule("temperature_schedule", temperature_schedule)
+        self.temperature = float(temperature)
+        self.reduction = reduction
+        self.mode = mode
+        self.temperature_schedule = temperature_schedule
+        self._networks: tuple[nn.Module, nn.Module] | None = None
+
+    @property
+    def current_temperature(self) -> float:
+        return self.scheduled(self.temperature, self.temperature_schedule)
+
+    def bind(self, module: "ResKDModule") -> None:
+        """Keep the student and the teacher, whose classifiers make the logit maps."""
+        for role in ("student", "teacher"):
+            network = getattr(module, role)
+            if not hasattr(network, "logit_map") and not hasattr(getattr(network, "cls_head", None), "logit_map"):
+                raise TypeError(
+                    f"{self.name}: the {role} ({type(network).__name__}) has no `logit_map(features)` method nor a "
+                    "`cls_head.logit_map`; LogitMapKD applies each network's classifier at every location"
+                )
+        self._networks = (module.student, module.teacher)
+
+    def forward(self, student: ModelOutput, teacher: ModelOutput, batch: Mapping[str, Any]) -> Tensor:
+        if self._networks is None:
+            raise RuntimeError(
+                f"{self.name}: LogitMapKD needs the networks' classifiers; register it with a ResKDModule (as a "
+                "trainer callback or in `distillers=`) or call `bind(module)` first"
+            )
+        if student.features is None or teacher.features is None:
+            raise ValueError(f"{self.name}: LogitMapKD needs feature maps; the student or teacher gave none")
+        student_net, teacher_net = self._networks
+        s = logit_map_of(student_net, student.features)
+        with torch.no_grad():
+            t = logit_map_of(teacher_net, teacher.features.detach())
+        return logit_map_kl(s, t, self.current_temperature, self.reduction, self.mode, self.name)
+
+
+def logit_map_kl(
+    student_map: Tensor, teacher_map: Tensor, temperature: float, reduction: str = "mean", mode: str = "bilinear",
+    where: str = "logit_map_kd",
+) -> Tensor:  # fmt: skip
+    """KL between per-location class distributions of two logit maps ``[N, K, T, h, w]`` (see LogitMapKD)."""
+    if student_map.shape[:3] != teacher_map.shape[:3]:
+        raise ValueError(
+            f"{where}: the logit maps must agree in batch, classes and frames; got student {tuple(student_map.shape)} "
+            f"and teacher {tuple(teacher_map.shape)}"
+        )
+    s = upsample_feature_map(student_map.float(), tuple(teacher_map.shape[-2:]), mode)
+    k = s.shape[1]
+    log_p_s = F.log_softmax(s.movedim(1, -1).reshape(-1, k) / temperature, dim=-1)
+    log_p_t = F.log_softmax(teacher_map.detach().float().movedim(1, -1).reshape(-1, k) / temperature, dim=-1)
+    if reduction == "mean":  # over locations x classes (torch's own "mean" warns it will change meaning)
+        return F.kl_div(log_p_s, log_p_t, log_target=True, reduction="sum") / log_p_s.numel()
+    return F.kl_div(log_p_s, log_p_t, log_target=True, reduction="batchmean") * temperature**2

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Mapping, NamedTuple
 
 from torch import Tensor, nn
 
 
 class ModelOutput(NamedTuple):
-    """What a recognizer returns: its last feature map ``[N, C', T', h, w]`` and class logits ``[N, K]``."""
+    """What a recognizer returns: its last feature map ``[N, C', T', h, w]`` and class logits ``[N, K]``.
+
+    ``taps`` holds intermediate outputs captured during the forward pass (module path -> raw output), which
+    :class:`~reskd_lightning.ResKDModule` fills for distillers that ask for a stage other than the last.
+    """
 
     features: Tensor
     logits: Tensor
+    taps: Mapping[str, Tensor] | None = None
 
 
 class VideoRecognizer(nn.Module):
@@ -45,6 +50,16 @@ class VideoRecognizer(nn.Module):
             )
         features = self.forward_features(x)
         return ModelOutput(features=features, logits=self.forward_head(features))
+
+    def logit_map(self, features: Tensor) -> Tensor:
+        """The classifier at every location: feature map ``[N, C', T', h, w]`` -> ``[N, K, T', h, w]``.
+
+        The default uses the ``cls_head``'s ``logit_map`` (every network of the library has one).
+        """
+        head = getattr(self, "cls_head", None)
+        if head is None or not hasattr(head, "logit_map"):
+            raise NotImplementedError(f"{type(self).__name__} has no cls_head with a logit_map; override logit_map")
+        return head.logit_map(features)
 
 
 def as_model_output(output: object) -> ModelOutput:
