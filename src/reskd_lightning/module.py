@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
-from pytorch_lightning.utilities import rank_zero_warn
+from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torchmetrics import MetricCollection
@@ -20,7 +20,7 @@ from torchmetrics.classification import MulticlassAccuracy, MultilabelAveragePre
 from .distill.base import DistillationLoss
 from .models.recognizer import ModelOutput, as_model_output
 from .models.weights import load_weights
-from .optim import cosine_per_epoch, paper_sgd
+from .optim import ParamGroups, apply_group_multipliers, cosine_per_epoch, linear_scaled_lr_factor, paper_sgd
 from .views import IMAGENET_MEAN, IMAGENET_STD, attach_views, batch_size_of
 
 ModelSpec = nn.Module | Callable[[int], nn.Module]
@@ -76,6 +76,11 @@ class ResKDModule(pl.LightningModule):
         save_teacher: keep the teacher's weights in checkpoints.
         metric: "accuracy" (top-1/top-5) or "mAP" (macro mean average precision over classes, for
             multi-label sets such as ActivityNet and FCVID; targets are multi-hot vectors or class ids).
+        param_groups: how parameters are split into optimiser groups (the paper's CNN recipes: biases 2x lr and
+            no weight decay, norm layers no weight decay); ``None``: one group.
+        lr_base_batch_size: the global batch the configured lr is meant for (the paper: 0.01 for 64 videos); the
+            lr is scaled linearly to the run's global batch (per-device batch x devices x accumulation).
+            ``None``: the lr is used as given.
 
     Configure from LightningCLI::
 
@@ -114,8 +119,12 @@ class ResKDModule(pl.LightningModule):
         antialias: bool = False,
         save_teacher: bool = False,
         metric: Literal["accuracy", "mAP"] = "accuracy",
+        param_groups: ParamGroups | None = None,
+        lr_base_batch_size: int | None = None,
     ) -> None:
         super().__init__()
+        if lr_base_batch_size is not None and (not isinstance(lr_base_batch_size, int) or lr_base_batch_size <= 0):
+            raise ValueError(f"lr_base_batch_size must be a positive number of videos or None, got {lr_base_batch_size!r}")
         if metric not in ("accuracy", "mAP"):
             raise ValueError(f"metric must be 'accuracy' or 'mAP', got {metric!r}")
         if teacher_bn_mode not in ("train", "eval"):
@@ -163,10 +172,16 @@ class ResKDModule(pl.LightningModule):
         self.label_smoothing = label_smoothing
         self.view_options = dict(mean=tuple(mean), std=tuple(std), mode=interpolation, antialias=antialias)
         self.save_teacher = save_teacher
+        self.param_groups = param_groups
+        self.lr_base_batch_size = lr_base_batch_size
 
         # Learnable parts of distillers (adapters) live here, so Lightning moves, wraps, optimises and saves them.
         self.distill_modules = nn.ModuleDict()
         self._distillers: list[DistillationLoss] = []
+        # Intermediate maps the distillers read: hooks on the networks' submodules fill these during training.
+        self._taps: dict[str, dict[str, Tensor]] = {"student": {}, "teacher": {}}
+        self._tap_hooks: dict[tuple[str, str], Any] = {}
+        self._capture = False
         for distiller in distillers:
             self.register_distiller(distiller)
 
@@ -201,10 +216,55 @@ class ResKDModule(pl.LightningModule):
             )
         if self.teacher is None:
             raise ValueError(f"distiller {distiller.name!r} needs a teacher, but ResKDModule has teacher=None")
+        distiller.bind(self)
         learnable = distiller.learnable_modules()
         if learnable is not None:
             self.distill_modules[distiller.name] = learnable
+        for role, paths in (("student", distiller.student_taps), ("teacher", distiller.teacher_taps)):
+            for path in paths:
+                self._add_tap(role, path)
         self._distillers.append(distiller)
+
+    def _add_tap(self, role: str, path: str) -> None:
+        if (role, path) in self._tap_hooks:
+            return
+        network: nn.Module = getattr(self, role)
+        try:
+            submodule = network.get_submodule(path)
+        except AttributeError as err:
+            raise ValueError(
+                f"the {role} ({type(network).__name__}) has no submodule {path!r}; its top-level modules are "
+                f"{[name for name, _ in network.named_children()]}"
+            ) from err
+
+        def capture(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            if self._capture:
+                self._taps[role][path] = output
+
+        self._tap_hooks[(role, path)] = submodule.register_forward_hook(capture)
+
+    def _run(self, role: str, clip: Tensor) -> ModelOutput:
+        """The student or the teacher on a clip, with the intermediate maps the distillers asked for."""
+        self._taps[role] = {}
+        self._capture = any(r == role for r, _ in self._tap_hooks)
+        try:
+            out = as_model_output(self.student(clip) if role == "student" else self.teacher(clip))
+        finally:
+            self._capture = False
+        taps, self._taps[role] = self._taps[role], {}
+        return out._replace(taps=taps) if taps else out
+
+    def _update_distiller_progress(self, batch_idx: int) -> None:
+        trainer = self._trainer
+        if trainer is None:
+            return
+        batches = trainer.num_training_batches
+        fraction = batch_idx / batches if isinstance(batches, int) and batches > 0 else 0.0
+        total_steps = trainer.estimated_stepping_batches
+        total_steps = int(total_steps) if total_steps not in (None, float("inf")) else None
+        total_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else None
+        for distiller in self._distillers:
+            distiller.update_progress(self.global_step, self.current_epoch + fraction, total_steps, total_epochs)
 
     # ---------------------------------------------------------------------------------------------- teacher
     def _apply_teacher_mode(self) -> None:
@@ -224,10 +284,10 @@ class ResKDModule(pl.LightningModule):
 
     @torch.no_grad()
     def teacher_forward(self, clip: Tensor) -> ModelOutput:
-        """The frozen teacher on its view, without building a graph."""
+        """The frozen teacher on its view, without building a graph (with the taps distillers asked for)."""
         if self.teacher is None:
             raise RuntimeError("this ResKDModule has no teacher")
-        return as_model_output(self.teacher(clip))
+        return self._run("teacher", clip)
 
     # ---------------------------------------------------------------------------------------------- steps
     def _resolutions(self, with_teacher: bool) -> list[int]:
@@ -242,17 +302,23 @@ class ResKDModule(pl.LightningModule):
         attach_views(batch, self._resolutions(distill), **self.view_options)
         clips = batch["clips"]
         labels = batch["label"]
-        student_out = self(clips[self.student_resolution])
+        student_out = self._run("student", clips[self.student_resolution]) if distill else self(
+            clips[self.student_resolution]
+        )
         ce = F.cross_entropy(student_out.logits.float(), labels, label_smoothing=self.label_smoothing)
         loss = ce
         batch_size = labels.shape[0]
         log = dict(on_step=True, on_epoch=True, batch_size=batch_size)
         if distill:
+            self._update_distiller_progress(batch_idx)
             teacher_out = self.teacher_forward(clips[self.teacher_resolution])
             for distiller in self._distillers:
                 term = distiller(student_out, teacher_out, batch)
-                loss = loss + distiller.current_weight * term
+                weight = distiller.current_weight
+                loss = loss + weight * term
                 self.log(f"train/distill/{distiller.name}", term.detach(), **log)
+                if distiller.weight_schedule is not None:
+                    self.log(f"train/distill/{distiller.name}_weight", weight, on_step=True, on_epoch=False)
         self.log("train/ce", ce.detach(), **log)
         self.log("train/loss", loss.detach(), prog_bar=True, **log)
         self._log_failed_videos(batch, "train")
@@ -322,9 +388,36 @@ class ResKDModule(pl.LightningModule):
         params = list(self.student.parameters()) + list(self.distill_modules.parameters())
         return [p for p in params if p.requires_grad]
 
+    def global_batch_size(self) -> int:
+        """Videos per optimiser step over all devices: per-device batch x devices x gradient accumulation."""
+        trainer = self.trainer
+        datamodule = getattr(trainer, "datamodule", None)
+        per_device = getattr(getattr(datamodule, "hparams", None), "batch_size", None) or getattr(
+            datamodule, "batch_size", None
+        )
+        if not isinstance(per_device, int):
+            raise ValueError(
+                f"lr_base_batch_size={self.lr_base_batch_size} asks to scale the lr by the global batch, but the "
+                "per-device batch size is unknown: use a DataModule with a `batch_size` (hyper-)parameter or set "
+                "lr_base_batch_size: null and give the lr for your batch"
+            )
+        return per_device * trainer.world_size * trainer.accumulate_grad_batches
+
     def configure_optimizers(self) -> Any:
-        params = self.trainable_parameters()
+        if self.param_groups is not None:
+            params: Any = self.param_groups({"student": self.student, "distill_modules": self.distill_modules})
+        else:
+            params = self.trainable_parameters()
         optimizer = self.optimizer_factory(params) if self.optimizer_factory else paper_sgd(params)
+        lr_scale = 1.0
+        if self.lr_base_batch_size is not None:
+            global_batch = self.global_batch_size()
+            lr_scale = linear_scaled_lr_factor(self.lr_base_batch_size, global_batch)
+            rank_zero_info(
+                f"lr scaled by {global_batch}/{self.lr_base_batch_size} = {lr_scale:g} for a global batch of "
+                f"{global_batch} videos (the configured lr is for {self.lr_base_batch_size})"
+            )
+        apply_group_multipliers(optimizer, lr_scale=lr_scale)
         if self.lr_scheduler_factory is not None:
             scheduler = self.lr_scheduler_factory(optimizer)
         else:
@@ -340,10 +433,18 @@ class ResKDModule(pl.LightningModule):
             rank_zero_warn("ResKDModule has a teacher but no distiller: the teacher is not run and teaches nothing")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Distillers passed as `distillers=` are not trainer callbacks: their schedules' progress is kept here.
+        checkpoint["distillers"] = {d.state_key: d.state_dict() for d in self._distillers}
         if not self.save_teacher:
             state = checkpoint["state_dict"]
             for key in [k for k in state if k.startswith(TEACHER_PREFIX)]:
                 del state[key]
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("distillers", {})
+        for distiller in self._distillers:
+            if distiller.state_key in states:
+                distiller.load_state_dict(states[distiller.state_key])
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
         """Load a checkpoint that may lack the teacher (restored from ``teacher_ckpt`` instead).
