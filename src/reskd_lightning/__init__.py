@@ -7,6 +7,7 @@ Recognition", NeurIPS 2022).
 
 from .data import VideoDataModule
 from .distill import DistillationLoss, FeatureMapKD, LogitKD, LogitMapKD
+from .distill import AttentionTransfer, DecoupledKD
 from .models import TSN, ModelOutput, SlowOnly, VideoRecognizer, build_model, list_models
 from .module import ResKDModule
 from .views import attach_views, make_views
@@ -14,6 +15,8 @@ from .views import attach_views, make_views
 __version__ = "0.1.0"
 
 __all__ = [
+    "AttentionTransfer",
+    "DecoupledKD",
     "DistillationLoss",
     "FeatureMapKD",
     "LogitKD",

@@ -1,13 +1,17 @@
 """Distillation losses, each a Lightning callback that ResKDModule pulls a loss term from."""
 
+from .attention import AttentionTransfer, attention_map, attention_transfer_loss
 from .base import DistillationLoss, as_feature_map, tapped
+from .dkd import DecoupledKD, dkd_terms
 from .feature import FeatureMapKD, upsample_feature_map
 from .logit import LogitKD, LogitMapKD, kd_kl_div, logit_map_kl, logit_map_of
 from .schedules import Constant, Cosine, LinearWarmup, Progress, Schedule
 
 __all__ = [
+    "AttentionTransfer",
     "Constant",
     "Cosine",
+    "DecoupledKD",
     "DistillationLoss",
     "FeatureMapKD",
     "LinearWarmup",
@@ -16,6 +20,9 @@ __all__ = [
     "Progress",
     "Schedule",
     "as_feature_map",
+    "attention_map",
+    "attention_transfer_loss",
+    "dkd_terms",
     "kd_kl_div",
     "logit_map_kl",
     "logit_map_of",

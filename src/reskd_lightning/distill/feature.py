@@ -78,7 +78,7 @@ class FeatureMapKD(DistillationLoss):
         mode: interpolation used to upsample the student's map: bilinear, bicubic, nearest or area.
         adapter: put a learnable 1x1x1 convolution (student channels -> teacher channels) on the student's map.
         student_channels, teacher_channels: widths of the two maps, when they cannot be read from the networks.
-        channels_last: the tapped maps are ``[N, T, h, w, C]`` (Video Swin stages).
+        channels_last: the tapped stages' maps are ``[N, T, h, w, C]`` (Video Swin stages).
         name: log/checkpoint name (``train/distill/<name>``); default ``feature_map_kd`` or, with a stage,
             ``feature_map_kd_<stage>``, so two instances on different stages coexist.
         weight_schedule: how the weight changes over training.
@@ -160,9 +160,10 @@ class FeatureMapKD(DistillationLoss):
         n = student.logits.shape[0]
         s = tapped(student, self.stage, "student", self.name)
         t = tapped(teacher, self.teacher_stage, "teacher", self.name)
-        if self.stage is not None or self.channels_last:
+        # `channels_last` describes tapped stages; the last feature map is [N, C, T, h, w] by contract.
+        if self.stage is not None:
             s = as_feature_map(s, n, self.channels_last, f"{self.name} (student {self.stage})")
-        if self.teacher_stage is not None or self.channels_last:
+        if self.teacher_stage is not None:
             t = as_feature_map(t, n, self.channels_last, f"{self.name} (teacher {self.teacher_stage})")
         if s.dim() != 5 or t.dim() != 5:
             raise ValueError(
