@@ -1,8 +1,8 @@
 """Every distiller on the built-in demo data: student accuracy with each one vs no distillation, from one run.
 
 The demo's teacher stage (configs/demo_teacher.yaml: TSN-R18 at 112 px) is trained once (or reused from
-``runs/demo/teacher/teacher.ckpt``, where the README's demo leaves it); then, from the same seed and the same data, the demo's student (TSN-R18 at 56 px,
-configs/demo.yaml) is trained once per row: with no distiller, and with each distiller (and one stack). The
+``runs/demo/teacher/teacher.ckpt``, where the README's demo leaves it); then, from the same seed and the same
+data, the demo's student (TSN-R18 at 56 px, configs/demo.yaml) is trained once per row: with no distiller, and with each distiller (and one stack). The
 table shows the final validation top-1, the training loss and the distillation term of the first and the last
 epoch (each must fall), and the wall time.
 

@@ -58,3 +58,17 @@ def test_flops_command_prints_the_table(capsys: pytest.CaptureFixture) -> None:
     assert float(row_112[3]) > 2.5 * float(row_64[3])
     with pytest.raises(KeyError, match="unknown model 'tsn_r19'"):
         main(["flops", "--model", "tsn_r19"])
+
+
+def test_counting_leaves_every_submodule_in_its_own_mode() -> None:
+    # A ResKD teacher: eval, except BatchNorm, which keeps training (the paper's teacher_bn_mode="train").
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    teacher = TSN(4, backbone="resnet18").eval()
+    for m in teacher.modules():
+        if isinstance(m, _BatchNorm):
+            m.train()
+    before = {name: m.training for name, m in teacher.named_modules()}
+    count_macs(teacher, 32, 2)
+    throughput(teacher, 32, 2, batch=1, warmup=0, iters=1)
+    assert {name: m.training for name, m in teacher.named_modules()} == before

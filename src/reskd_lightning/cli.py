@@ -5,12 +5,15 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable, Sequence
 
+from pytorch_lightning import Trainer
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities import rank_zero_info
 
 from .data import VideoDataModule
 from .data.presets import preset_metric, preset_num_classes
 from .module import ResKDModule
+from .predictions import VideoPredictionWriter
+from .reporting import log_config, wandb_offline_by_default
 
 
 def views_for(student_resolution: int, teacher_resolution: int, teacher: Any) -> list[int]:
@@ -38,6 +41,22 @@ class ResKDCLI(LightningCLI):
             compute_fn=views_for,
         )
 
+    def before_instantiate_classes(self) -> None:
+        wandb_offline_by_default()  # before the loggers are built, so a wandb run never waits for a network
+
+    def _log_config_to_wandb(self) -> None:
+        """The whole parsed config of the subcommand into wandb's run config (Lightning logs only hparams)."""
+        from pytorch_lightning.loggers import WandbLogger
+
+        if self.subcommand is None or not any(isinstance(lg, WandbLogger) for lg in self.trainer.loggers):
+            return
+        import yaml
+
+        text = self._parser(self.subcommand).dump(self.config[self.subcommand], skip_link_targets=False)
+        log_config(self.trainer.loggers, yaml.safe_load(text))
+
+    before_fit = before_validate = before_test = before_predict = _log_config_to_wandb
+
     def _report(self, stage: str) -> None:
         metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items() if k.startswith(stage)}
         if metrics:
@@ -48,6 +67,21 @@ class ResKDCLI(LightningCLI):
         ckpt = self.trainer.checkpoint_callback
         if ckpt is not None and ckpt.best_model_path:
             rank_zero_info(f"checkpoint: {ckpt.best_model_path}")
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The trainer; ``test`` and ``predict`` get a per-video CSV writer when the config has none."""
+        trainer = super().instantiate_trainer(**kwargs)
+        if self.subcommand in ("test", "predict"):
+            if not any(isinstance(c, VideoPredictionWriter) for c in trainer.callbacks):
+                trainer.callbacks.append(VideoPredictionWriter())
+        return trainer
+
+    def _report_predictions(self) -> None:
+        for writer in (c for c in self.trainer.callbacks if isinstance(c, VideoPredictionWriter)):
+            for path in writer.written.get(self.subcommand or "", []):
+                rank_zero_info(f"per-video predictions: {path}")
+
+    after_test = after_predict = _report_predictions
 
 
 def demo_data_main(argv: Sequence[str]) -> None:
@@ -139,14 +173,72 @@ def flops_main(argv: Sequence[str]) -> None:
     print("GMACs: multiply-adds per video (one clip, one view), the 'FLOPs' of efficient-video tables")
 
 
+
+def predict_videos_main(argv: Sequence[str]) -> None:
+    """``reskd predict --ckpt_path X.ckpt --video a.mp4 [b.mp4 ...]``: the top classes of your own videos."""
+    import argparse
+
+    import torch
+
+    from .data.dataset import UNREADABLE
+    from .predictions import VideoPredictor, read_video_list
+
+    parser = argparse.ArgumentParser(prog="reskd predict", description=predict_videos_main.__doc__)
+    parser.add_argument("--ckpt_path", "--ckpt-path", required=True, help="checkpoint of a `reskd fit` run")
+    parser.add_argument("--video", nargs="+", default=[], help="video files (or frame folders of a rawframe run)")
+    parser.add_argument("--list", help="a file of video paths, one a line")
+    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--classes", help="class names, one a line; default: the run's data, else class ids")
+    parser.add_argument("--num-clips", type=int, help="test clips per video; default: the run's num_test_clips")
+    parser.add_argument("--crop", choices=["center", "three"], help="test crops; default: the run's test_crop")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args(list(argv))
+    videos = list(args.video) + (read_video_list(args.list) if args.list else [])
+    if not videos:
+        parser.error("give --video and/or --list")
+    predictor = VideoPredictor.from_checkpoint(
+        args.ckpt_path, args.classes, num_clips=args.num_clips, crop=args.crop, top_k=args.top_k, device=args.device
+    )
+    failed = 0
+    for video in videos:
+        try:
+            prediction = predictor.predict(video)
+        except UNREADABLE as e:  # name the file, go on with the others
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        print(video)
+        for rank, (class_id, name, prob) in enumerate(prediction.top, 1):
+            print(f"  {rank}. {name:<30} {prob:.4f}  (class {class_id})")
+    if failed:
+        raise SystemExit(f"{failed} of {len(videos)} videos could not be read")
+
+
+def analyze_main(argv: Sequence[str]) -> None:
+    """``reskd analyze --config X.yaml --high CKPT ...``: the paper's key-finding analysis (see analysis.py)."""
+    from .analysis import analyze_main as run
+
+    run(argv)
+
+
+def benchmark_main(argv: Sequence[str]) -> None:
+    """``reskd benchmark --config X.yaml``: inference and training-step times of a config's pair (see benchmark.py)."""
+    from .benchmark import benchmark_main as run
+
+    run(argv)
+
+
 #: Subcommands that are not Lightning's: thin wrappers over library functions.
 TOOLS: dict[str, Callable[[Sequence[str]], None]] = {
+    "analyze": analyze_main,
+    "benchmark": benchmark_main,
     "demo-data": demo_data_main,
     "check-data": check_data_main,
     "flops": flops_main,
 }
 
 USAGE = """usage: reskd {fit,validate,test,predict} --config CONFIG.yaml [--print_config] [overrides]
+       reskd predict --ckpt_path X.ckpt --video a.mp4 [b.mp4 ...]   (top classes of your own videos)
        reskd {tools} ...
 
 Lightning subcommands: run `reskd fit --help` for every option.
@@ -170,6 +262,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in TOOLS:
         TOOLS[args[0]](args[1:])
+        return
+    if args[:1] == ["predict"] and any(a.split("=")[0] in ("--video", "--list") for a in args[1:]):
+        predict_videos_main(args[1:])  # a user's own videos; without --video/--list: LightningCLI's predict
         return
     if not args or args[0] in ("-h", "--help"):
         print(USAGE.replace("{tools}", ",".join(TOOLS)))

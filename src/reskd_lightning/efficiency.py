@@ -8,9 +8,11 @@ frames at ``resolution`` pixels, a single view.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -42,15 +44,23 @@ def _clip(resolution: int, frames: int, batch: int = 1, channels: int = 3) -> to
     return torch.randn(batch, channels, frames, resolution, resolution)
 
 
-def count_macs(model: nn.Module, resolution: int, frames: int) -> int:
-    """Multiply-adds of ``model`` on one clip ``[1, 3, frames, resolution, resolution]`` (eval mode)."""
-    was_training = model.training
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """``model`` in eval mode, and afterwards every submodule back in its own mode (a teacher whose BatchNorm
+    alone trains stays so)."""
+    modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            model(_clip(resolution, frames))
+        yield
     finally:
-        model.train(was_training)
+        for m, training in modes.items():
+            m.training = training
+
+
+def count_macs(model: nn.Module, resolution: int, frames: int) -> int:
+    """Multiply-adds of ``model`` on one clip ``[1, 3, frames, resolution, resolution]`` (eval mode)."""
+    with _eval_mode(model), FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(_clip(resolution, frames))
     return counter.get_total_flops() // 2  # the counter counts a multiply-add as 2 FLOPs
 
 
@@ -75,16 +85,11 @@ def throughput(
 ) -> float:
     """Clips per second of ``model`` in eval mode under ``no_grad`` (median of ``iters`` timed batches)."""
     clip = _clip(resolution, frames, batch)
-    was_training = model.training
-    model.eval()
     times = []
-    try:
-        with torch.no_grad():
-            for i in range(warmup + iters):
-                start = time.perf_counter()
-                model(clip)
-                if i >= warmup:
-                    times.append(time.perf_counter() - start)
-    finally:
-        model.train(was_training)
+    with _eval_mode(model), torch.no_grad():
+        for i in range(warmup + iters):
+            start = time.perf_counter()
+            model(clip)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
     return batch / statistics.median(times)

@@ -14,10 +14,9 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MultilabelAveragePrecision
 
 from .distill.base import DistillationLoss
+from .metrics import average_views, evaluation_metrics
 from .models.recognizer import ModelOutput, as_model_output
 from .models.weights import load_weights
 from .optim import ParamGroups, apply_group_multipliers, cosine_per_epoch, linear_scaled_lr_factor, paper_sgd
@@ -74,8 +73,9 @@ class ResKDModule(pl.LightningModule):
         mean, std: normalisation of uint8 ``video`` batches (0..255 scale).
         interpolation, antialias: how views are resized (paper: bilinear, no antialias).
         save_teacher: keep the teacher's weights in checkpoints.
-        metric: "accuracy" (top-1/top-5) or "mAP" (macro mean average precision over classes, for
-            multi-label sets such as ActivityNet and FCVID; targets are multi-hot vectors or class ids).
+        metric: "accuracy" (top-1/top-5) or "mAP" (the paper's: per-class average precision over videos,
+            classes without positives dropped, mean; for multi-label sets such as ActivityNet and FCVID;
+            targets are multi-hot vectors or class ids).
         param_groups: how parameters are split into optimiser groups (the paper's CNN recipes: biases 2x lr and
             no weight decay, norm layers no weight decay); ``None``: one group.
         lr_base_batch_size: the global batch the configured lr is meant for (the paper: 0.01 for 64 videos); the
@@ -91,7 +91,7 @@ class ResKDModule(pl.LightningModule):
           teacher:
             class_path: reskd_lightning.models.TSN
             init_args: {backbone: resnet152}
-          teacher_ckpt: work_dirs/tsn_r152_224_anet/teacher.ckpt
+          teacher_ckpt: work_dirs/tsn_r152-224_16x1_200e_anet/teacher.ckpt
           student_resolution: 112
           teacher_resolution: 224
         trainer:
@@ -124,7 +124,9 @@ class ResKDModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         if lr_base_batch_size is not None and (not isinstance(lr_base_batch_size, int) or lr_base_batch_size <= 0):
-            raise ValueError(f"lr_base_batch_size must be a positive number of videos or None, got {lr_base_batch_size!r}")
+            raise ValueError(
+                f"lr_base_batch_size must be a positive number of videos or None, got {lr_base_batch_size!r}"
+            )
         if metric not in ("accuracy", "mAP"):
             raise ValueError(f"metric must be 'accuracy' or 'mAP', got {metric!r}")
         if teacher_bn_mode not in ("train", "eval"):
@@ -186,14 +188,8 @@ class ResKDModule(pl.LightningModule):
             self.register_distiller(distiller)
 
         self.metric = metric
-        if metric == "mAP":
-            metrics = {"mAP": MultilabelAveragePrecision(num_labels=self.num_classes, average="macro")}
-        else:
-            metric_args = dict(num_classes=self.num_classes, average="micro")
-            metrics = {"acc1": MulticlassAccuracy(top_k=1, **metric_args)}
-            if self.num_classes >= 5:
-                metrics["acc5"] = MulticlassAccuracy(top_k=5, **metric_args)
-        self.val_metrics = MetricCollection(metrics, prefix="val/")
+        # top-1/top-5, or the paper's mAP (classes without positives dropped); synced over DDP ranks.
+        self.val_metrics = evaluation_metrics(metric, self.num_classes).clone(prefix="val/")
         self.test_metrics = self.val_metrics.clone(prefix="test/")
         self._apply_teacher_mode()
 
@@ -352,10 +348,8 @@ class ResKDModule(pl.LightningModule):
         attach_views(batch, [self.student_resolution], **self.view_options)
         clip = batch["clips"][self.student_resolution]
         if clip.dim() == 6:
-            n, v = clip.shape[:2]
-            logits = self(clip.flatten(0, 1)).logits.float()
-            return logits.softmax(-1).view(n, v, -1).mean(1)
-        return self(clip).logits.float().softmax(-1)
+            return average_views(self(clip.flatten(0, 1)).logits, num_views=clip.shape[1])
+        return average_views(self(clip).logits, num_views=1)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         probs = self._eval_logits(batch)
@@ -369,18 +363,24 @@ class ResKDModule(pl.LightningModule):
         self.log_dict(self.val_metrics, on_epoch=True, prog_bar=True, batch_size=n)
         self._log_failed_videos(batch, "val")
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+    def _per_video(self, batch: dict[str, Any], probs: Tensor) -> dict[str, Tensor]:
+        """What test and predict return per video: ``probs`` (softmax averaged over views), and the batch's
+        ``index`` (dataset position) and ``label`` when it has them; read by ``VideoPredictionWriter``."""
+        out = {"probs": probs}
+        for key in ("index", "label"):
+            if key in batch:
+                out[key] = torch.as_tensor(batch[key], device=probs.device)
+        return out
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
         probs = self._eval_logits(batch)
         self.test_metrics.update(probs, self._targets(batch)[0])
         self.log_dict(self.test_metrics, on_epoch=True, batch_size=probs.shape[0])
         self._log_failed_videos(batch, "test")
+        return self._per_video(batch, probs)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
-        probs = self._eval_logits(batch)
-        out = {"probs": probs}
-        if "index" in batch:
-            out["index"] = batch["index"]
-        return out
+        return self._per_video(batch, self._eval_logits(batch))
 
     # ------------------------------------------------------------------------------------------ optimizer
     def trainable_parameters(self) -> list[nn.Parameter]:

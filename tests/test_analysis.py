@@ -1,0 +1,178 @@
+"""`reskd analyze`: the key-finding analysis (modes A-E) on tiny real checkpoints of demo-video runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from matplotlib.image import imread
+from torch import Tensor, nn
+
+from reskd_lightning.analysis import MODES, RoundTrip, analyze, analyze_main, load_run, round_trip
+from reskd_lightning.cli import cli_main, load_data_module
+from reskd_lightning.module import ResKDModule
+
+from test_cli import write_config
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def runs(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Checkpoints of 2-step runs: a TSN-R18 at 64 px, one at 32 px, and a ResKD student (32 px <- 64 px)."""
+    root = tmp_path_factory.mktemp("runs")
+    high_cfg = write_config(root / "high.yaml", demo_root, root / "high", "teacher")  # 64 px
+    low_cfg = write_config(root / "low.yaml", demo_root, root / "low", "low")  # 32 px
+    high = root / "high" / "teacher.ckpt"
+    student_cfg = write_config(root / "student.yaml", demo_root, root / "student", "student", high)
+    for config in (high_cfg, low_cfg, student_cfg):
+        cli_main(["fit", "--config", str(config), "--trainer.limit_val_batches", "0"])
+    return {
+        "high": high, "low": root / "low" / "low.ckpt", "student": root / "student" / "student.ckpt",
+        "config": high_cfg, "student_config": student_cfg,
+    }  # fmt: skip
+
+
+def read_rows(path: Path) -> dict[tuple[str, str], dict[str, str]]:
+    with path.open() as f:
+        return {(row["mode"], row["resolution"]): row for row in csv.DictReader(f)}
+
+
+def test_analyze_writes_every_mode_at_every_resolution(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # The config's CSVLogger (trainer section) also receives the table and the plots.
+    config = yaml.safe_load(runs["config"].read_text())
+    config["trainer"]["logger"]["init_args"]["save_dir"] = str(tmp_path / "logs")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "analysis"
+    analyze_main([
+        "--config", str(tmp_path / "config.yaml"), "--high", str(runs["high"]),
+        "--low-res", f"32={runs['low']}", f"48={tmp_path / 'never_trained.ckpt'}",
+        "--student", str(runs["student"]),  # the checkpoint knows its resolution (32)
+        "--resolutions", "64", "48", "32", "--out", str(out), "--data.batch_size", "2",
+    ])  # fmt: skip
+
+    rows = read_rows(out / "analysis.csv")
+    done = {key for key, row in rows.items() if row["value"]}
+    assert done == {("A", "64"), ("B", "48"), ("B", "32"), ("C", "32"), ("D", "64"), ("D", "48"), ("D", "32"),
+                    ("E", "32")}  # fmt: skip
+    for key in done:
+        row = rows[key]
+        assert row["metric"] == "val/acc1" and 0.0 <= float(row["value"]) <= 1.0 and not row["note"]
+        assert row["description"] == MODES[key[0]]
+    gmacs = {key: float(rows[key]["gmacs"]) for key in done}
+    # Cost falls with resolution; one architecture costs the same at one resolution whatever trained it; D
+    # runs A's network at the high resolution.
+    assert gmacs[("A", "64")] > gmacs[("B", "48")] > gmacs[("B", "32")] > 0
+    assert gmacs[("C", "32")] == gmacs[("E", "32")] == gmacs[("B", "32")]
+    assert gmacs[("D", "32")] == gmacs[("D", "48")] == gmacs[("A", "64")]
+    # Resizing to the clip's own size is the identity: D at the high resolution is A.
+    assert rows[("D", "64")]["value"] == rows[("A", "64")]["value"]
+    assert rows[("A", "64")]["checkpoint"] == str(runs["high"])
+    assert rows[("E", "32")]["checkpoint"] == str(runs["student"])
+    # The missing checkpoint leaves its mode out, with the reason.
+    missing = rows[("C", "48")]
+    assert missing["value"] == "" and missing["note"].startswith("left out: checkpoint")
+    assert "never_trained.ckpt' does not exist" in missing["note"]
+
+    for name in ("accuracy_vs_resolution.png", "accuracy_vs_gflops.png"):
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+        assert imread(out / name).shape[2] in (3, 4)  # decodes
+    md = (out / "analysis.md").read_text()
+    printed = capsys.readouterr().out
+    header = "| mode | description | resolution | metric | value | gmacs | checkpoint | note |"
+    assert md.splitlines()[0] == header
+    assert header in printed and "| E | ResKD student | 32 | val/acc1 |" in printed
+    assert "one clip of 2 frames, one view" in printed and "one clip of 2 frames, one view" in md
+    assert "left out: (C) network trained at low res at 48 px: checkpoint" in printed
+
+    log_dir = tmp_path / "logs" / "lightning_logs" / "version_0" / "analysis"
+    logged = sorted(p.name for p in log_dir.iterdir())
+    assert logged == ["accuracy_vs_gflops.png", "accuracy_vs_resolution.png", "table.csv"]
+
+
+def test_analyze_leaves_out_modes_without_checkpoints(runs: dict[str, Path], tmp_path: Path) -> None:
+    datamodule = load_data_module(str(runs["config"]), ["--data.batch_size", "4"])
+    rows = analyze(
+        datamodule, high=tmp_path / "missing_teacher.ckpt", low_res={32: runs["low"]}, resolutions=[64, 32],
+        limit_batches=1, trainer_kwargs=dict(accelerator="cpu", enable_progress_bar=False),
+    )  # fmt: skip
+    by_mode = {row["mode"]: row for row in rows}
+    assert len(rows) == 5 and [row["mode"] for row in rows] == ["A", "B", "C", "D", "E"]
+    for mode in "ABD":
+        assert by_mode[mode]["value"] is None
+        assert "missing_teacher.ckpt' does not exist" in by_mode[mode]["note"]
+    assert by_mode["E"]["value"] is None
+    assert by_mode["E"]["note"] == "left out: no checkpoint given (--student)"
+    assert 0.0 <= by_mode["C"]["value"] <= 1.0 and by_mode["C"]["resolution"] == 32
+
+
+@pytest.mark.parametrize("size", [(64, 64), (48, 64)])
+def test_mode_d_feeds_the_bilinear_down_then_up_resize_of_the_clip(size: tuple[int, int]) -> None:
+    seen: list[Tensor] = []
+
+    class Recorder(nn.Module):
+        num_classes = 4
+
+        def forward(self, clip: Tensor) -> Tensor:
+            seen.append(clip)
+            return clip.mean((1, 2, 3, 4)).unsqueeze(1).expand(-1, 4)
+
+    clip = torch.randn(2, 3, 4, *size)
+    RoundTrip(Recorder(), 32)(clip)
+    # Independently: every frame bilinearly (align_corners=False, no antialias) to short side 32, then back.
+    height, width = size
+    low = (32, round(width * 32 / height))
+    frames = clip.transpose(1, 2).reshape(-1, 3, height, width)
+    down = F.interpolate(frames, size=low, mode="bilinear", align_corners=False, antialias=False)
+    up = F.interpolate(down, size=size, mode="bilinear", align_corners=False)
+    expected = up.reshape(2, 4, 3, *size).transpose(1, 2)
+    assert seen[0].shape == clip.shape and torch.equal(seen[0], expected)
+    assert torch.equal(round_trip(clip, min(size)), clip)  # at the clip's own resolution: the identity
+
+
+def test_load_run_builds_a_plain_state_dict_from_the_config_network(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    student = ResKDModule.load_from_checkpoint(runs["student"], weights_only=False)
+    exported = student.export_student(tmp_path / "student.pth")  # a plain state dict + resolution
+    spec = yaml.safe_load(runs["student_config"].read_text())["model"]["student"]
+    run = load_run(exported, network=spec)
+    assert run.resolution == 32 and run.checkpoint == str(exported)
+    assert torch.equal(run.network.backbone.conv1.weight, student.student.backbone.conv1.weight)
+    with pytest.raises(ValueError, match="plain state dict and no network"):
+        load_run(exported)
+
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "key_finding.ipynb"
+
+QUICK_SETTINGS = """
+DEMO_DIR = {demo!r}
+HIGH_EPOCHS, LOW_EPOCHS = 1, 1
+VIDEOS_PER_CLASS = (2, 1)
+SIZE, HIGH_RES, LOW_RES = 64, 64, 32
+RESOLUTIONS = [64, 48, 32]
+"""
+
+
+def test_key_finding_notebook_runs_top_to_bottom(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cells = [c for c in json.loads(NOTEBOOK.read_text())["cells"] if c["cell_type"] == "code"]
+    assert "DEMO_DIR" in "".join(cells[0]["source"])  # the first code cell holds the settings
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(QUICK_SETTINGS.format(demo=str(tmp_path / "demo")), "settings", "exec"), namespace)
+    for i, cell in enumerate(cells[1:], start=1):
+        exec(compile("".join(cell["source"]), f"key_finding.ipynb cell {i}", "exec"), namespace)
+    rows = namespace["rows"]
+    assert {(row["mode"], row["resolution"]) for row in rows} == {
+        ("A", 64), ("B", 48), ("B", 32), ("C", 32), ("D", 64), ("D", 48), ("D", 32), ("E", 32)
+    }
+    assert all(0.0 <= row["value"] <= 1.0 for row in rows)
+    out = tmp_path / "runs" / "key_finding" / "analysis"
+    assert (out / "accuracy_vs_gflops.png").read_bytes()[:8] == PNG_MAGIC and (out / "analysis.csv").is_file()
