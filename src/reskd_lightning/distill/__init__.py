@@ -1,7 +1,7 @@
 """Distillation losses, each a Lightning callback that ResKDModule pulls a loss term from."""
 
 from .attention import AttentionTransfer, attention_map, attention_transfer_loss
-from .base import DistillationLoss, as_feature_map, tapped
+from .base import DistillationLoss, SoftTargetLoss, as_feature_map, tapped
 from .dkd import DecoupledKD, dkd_terms
 from .feature import FeatureMapKD, upsample_feature_map
 from .logit import LogitKD, LogitMapKD, kd_kl_div, logit_map_kl, logit_map_of
@@ -19,6 +19,7 @@ __all__ = [
     "LogitMapKD",
     "Progress",
     "Schedule",
+    "SoftTargetLoss",
     "as_feature_map",
     "attention_map",
     "attention_transfer_loss",

@@ -139,6 +139,46 @@ class DistillationLoss(pl.Callback):
         return f"{type(self).__name__}(name={self.name!r}, weight={self.weight})"
 
 
+
+class SoftTargetLoss(DistillationLoss):
+    """A distiller on temperature-softened class distributions (LogitKD, LogitMapKD, DecoupledKD): the
+    ``temperature``, its schedule and validation.
+
+    Args:
+        weight, name, weight_schedule: as for :class:`DistillationLoss`.
+        temperature: softening temperature ``T`` (> 0).
+        temperature_schedule: how the temperature changes over training (a factor of ``temperature``).
+    """
+
+    def __init__(
+        self,
+        weight: float,
+        temperature: float,
+        name: str | None = None,
+        weight_schedule: Schedule | None = None,
+        temperature_schedule: Schedule | None = None,
+    ) -> None:
+        super().__init__(weight=weight, name=name, weight_schedule=weight_schedule)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+            raise ValueError(f"{type(self).__name__}: temperature must be > 0, got {temperature!r}")
+        self._check_schedule("temperature_schedule", temperature_schedule)
+        self.temperature = float(temperature)
+        self.temperature_schedule = temperature_schedule
+
+    @property
+    def current_temperature(self) -> float:
+        """The temperature applied now."""
+        return self.scheduled(self.temperature, self.temperature_schedule)
+
+    def check_same_classes(self, student_logits: Tensor, teacher_logits: Tensor) -> None:
+        """Raise naming both shapes when the two networks do not classify the same classes."""
+        if student_logits.shape != teacher_logits.shape:
+            raise ValueError(
+                f"{self.name}: student logits {tuple(student_logits.shape)} and teacher logits "
+                f"{tuple(teacher_logits.shape)} differ; both must classify the same classes"
+            )
+
+
 def tapped(output: ModelOutput, path: str | None, role: str, distiller: str) -> Tensor:
     """The map a distiller asked for: the last feature map when ``path`` is None, else the captured tap."""
     if path is None:

@@ -9,8 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..models.recognizer import ModelOutput
-from .base import DistillationLoss
-from .logit import _check_temperature
+from .base import SoftTargetLoss
 from .schedules import Schedule
 
 # The reference implementation removes the target class from the non-target distribution by subtracting 1000
@@ -54,7 +53,7 @@ def dkd_terms(
     return tckd * temperature**2, nckd * temperature**2
 
 
-class DecoupledKD(DistillationLoss):
+class DecoupledKD(SoftTargetLoss):
     """Decoupled knowledge distillation (DKD; Zhao et al., "Decoupled Knowledge Distillation", CVPR 2022).
 
     Hinton's KD loss splits into a target-class term (TCKD: how sure each network is of the labelled class) and
@@ -101,27 +100,15 @@ class DecoupledKD(DistillationLoss):
         weight_schedule: Schedule | None = None,
         temperature_schedule: Schedule | None = None,
     ) -> None:
-        super().__init__(weight=weight, name=name, weight_schedule=weight_schedule)
+        super().__init__(weight, temperature, name, weight_schedule, temperature_schedule)
         _check_factor("alpha", alpha)
         _check_factor("beta", beta)
-        _check_temperature("DecoupledKD", temperature)
-        self._check_schedule("temperature_schedule", temperature_schedule)
         self.alpha = float(alpha)
         self.beta = float(beta)
-        self.temperature = float(temperature)
-        self.temperature_schedule = temperature_schedule
-
-    @property
-    def current_temperature(self) -> float:
-        return self.scheduled(self.temperature, self.temperature_schedule)
 
     def forward(self, student: ModelOutput, teacher: ModelOutput, batch: Mapping[str, Any]) -> Tensor:
         s, t = student.logits, teacher.logits
-        if s.shape != t.shape:
-            raise ValueError(
-                f"{self.name}: student logits {tuple(s.shape)} and teacher logits {tuple(t.shape)} differ; both "
-                "must classify the same classes"
-            )
+        self.check_same_classes(s, t)
         if "label" not in batch:
             raise KeyError(
                 f"{self.name}: DecoupledKD needs the class ids in batch['label'], got keys {sorted(batch)}"

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.recognizer import ModelOutput
-from .base import DistillationLoss
+from .base import SoftTargetLoss
 from .feature import MODES, upsample_feature_map
 from .schedules import Schedule
 
@@ -24,12 +24,7 @@ def kd_kl_div(student_logits: Tensor, teacher_logits: Tensor, temperature: float
     return F.kl_div(log_p_s, log_p_t, log_target=True, reduction="batchmean") * temperature**2
 
 
-def _check_temperature(owner: str, temperature: float) -> None:
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise ValueError(f"{owner}: temperature must be > 0, got {temperature!r}")
-
-
-class LogitKD(DistillationLoss):
+class LogitKD(SoftTargetLoss):
     """Knowledge distillation on the class logits (Hinton et al.), scaled by ``T^2``.
 
     Not used by the paper for CNNs (its ablation finds the feature loss better), but a standard baseline and
@@ -60,22 +55,10 @@ class LogitKD(DistillationLoss):
         weight_schedule: Schedule | None = None,
         temperature_schedule: Schedule | None = None,
     ) -> None:
-        super().__init__(weight=weight, name=name, weight_schedule=weight_schedule)
-        _check_temperature(type(self).__name__, temperature)
-        self._check_schedule("temperature_schedule", temperature_schedule)
-        self.temperature = float(temperature)
-        self.temperature_schedule = temperature_schedule
-
-    @property
-    def current_temperature(self) -> float:
-        return self.scheduled(self.temperature, self.temperature_schedule)
+        super().__init__(weight, temperature, name, weight_schedule, temperature_schedule)
 
     def forward(self, student: ModelOutput, teacher: ModelOutput, batch: Mapping[str, Any]) -> Tensor:
-        if student.logits.shape != teacher.logits.shape:
-            raise ValueError(
-                f"{self.name}: student logits {tuple(student.logits.shape)} and teacher logits "
-                f"{tuple(teacher.logits.shape)} differ; both must classify the same classes"
-            )
+        self.check_same_classes(student.logits, teacher.logits)
         return kd_kl_div(student.logits, teacher.logits, self.current_temperature)
 
 
@@ -92,7 +75,7 @@ def logit_map_of(network: nn.Module, features: Tensor) -> Tensor:
     )
 
 
-class LogitMapKD(DistillationLoss):
+class LogitMapKD(SoftTargetLoss):
     """The paper's distillation for transformer pairs (Video Swin-B -> Swin-S): per-location logit maps.
 
     Each network's own classifier is applied at every location of its last feature map (so the widths may
@@ -130,22 +113,14 @@ class LogitMapKD(DistillationLoss):
         weight_schedule: Schedule | None = None,
         temperature_schedule: Schedule | None = None,
     ) -> None:
-        super().__init__(weight=weight, name=name, weight_schedule=weight_schedule)
-        _check_temperature("LogitMapKD", temperature)
+        super().__init__(weight, temperature, name, weight_schedule, temperature_schedule)
         if reduction not in ("mean", "batchmean"):
             raise ValueError(f"LogitMapKD: reduction must be 'mean' or 'batchmean', got {reduction!r}")
         if mode not in MODES:
             raise ValueError(f"LogitMapKD: mode must be one of {', '.join(MODES)}, got {mode!r}")
-        self._check_schedule("temperature_schedule", temperature_schedule)
-        self.temperature = float(temperature)
         self.reduction = reduction
         self.mode = mode
-        self.temperature_schedule = temperature_schedule
         self._networks: tuple[nn.Module, nn.Module] | None = None
-
-    @property
-    def current_temperature(self) -> float:
-        return self.scheduled(self.temperature, self.temperature_schedule)
 
     def bind(self, module: "ResKDModule") -> None:
         """Keep the student and the teacher, whose classifiers make the logit maps."""
