@@ -181,7 +181,7 @@ def _class_names(trainer: pl.Trainer, probs: Tensor) -> list[str] | None:
 
 def _data_root(datamodule: Any, dataset: Any) -> Path | None:
     """The folder the test list's paths are relative to: the DataModule's test prefix, else the list's folder."""
-    prefix = getattr(datamodule, "_prefix", None)
+    prefix = getattr(datamodule, "data_prefix", None)
     source = getattr(dataset, "source", "")
     given = prefix("test") if callable(prefix) else ""
     if given:
@@ -368,7 +368,7 @@ class VideoPredictor:
         # A run trained on frame folders still scores video files (and the other way round is not possible).
         frames_run = self.data_hparams.get("list_format") == "rawframes"
         list_format = "videos" if frames_run and not Path(path).is_dir() else None
-        dataset = self._datamodule(list_format)._dataset("test", source="", records=[VideoRecord(path, 0)])
+        dataset = self._datamodule(list_format).build_dataset("test", source="", records=[VideoRecord(path, 0)])
         try:
             sample = dataset.load(0)
         except UNREADABLE as e:

@@ -280,7 +280,8 @@ class VideoDataModule(pl.LightningDataModule):
             return given
         return str(Path(self.hparams.demo_data) / ("train.txt" if split == "train" else "val.txt"))
 
-    def _prefix(self, split: str) -> str:
+    def data_prefix(self, split: str) -> str:
+        """The folder the paths of ``split``'s list are relative to (``val``/``test`` fall back to ``data_prefix``)."""
         hp = self.hparams
         val = hp.val_data_prefix if hp.val_data_prefix is not None else hp.data_prefix
         return {"train": hp.data_prefix, "val": val, "test": hp.test_data_prefix or val}[split]
@@ -307,7 +308,7 @@ class VideoDataModule(pl.LightningDataModule):
         hp = self.hparams
         kwargs = {"filename_tmpl": hp.video_name_tmpl} if hp.video_name_tmpl else {}
         return ann.load_kinetics_csv(
-            self._source(split), self._prefix(split), classes=classes, ytid_list=self._ytids(split), **kwargs
+            self._source(split), self.data_prefix(split), classes=classes, ytid_list=self._ytids(split), **kwargs
         )
 
     def load_records(self, split: str) -> tuple[str, list[VideoRecord], list[str] | None] | None:
@@ -315,7 +316,7 @@ class VideoDataModule(pl.LightningDataModule):
         source = self._source(split)
         if source is None:
             return None
-        hp, fmt, prefix = self.hparams, self.settings["list_format"], self._prefix(split)
+        hp, fmt, prefix = self.hparams, self.settings["list_format"], self.data_prefix(split)
         if Path(source).is_dir() or fmt == "folder":
             return (source, *ann.scan_class_folders(source))
         if fmt == "rawframes":
@@ -383,7 +384,7 @@ class VideoDataModule(pl.LightningDataModule):
             self._set_num_classes(self._num_classes)
         for split, (source, records) in loaded.items():
             check_labels(records, self._num_classes, source)
-            self.datasets[split] = self._dataset(split, source, records)
+            self.datasets[split] = self.build_dataset(split, source, records)
 
     def _decoder(self) -> Any:
         hp = self.hparams
@@ -394,7 +395,8 @@ class VideoDataModule(pl.LightningDataModule):
             kwargs["snap_to_keyframe"] = True
         return build_decoder(hp.decoder, **kwargs)
 
-    def _dataset(self, split: str, source: str, records: list[VideoRecord]) -> VideoDataset:
+    def build_dataset(self, split: str, source: str, records: list[VideoRecord]) -> VideoDataset:
+        """A ``VideoDataset`` of ``records`` with ``split``'s sampling, decoding and transform (test: every view)."""
         hp, cfg = self.hparams, self.settings
         clip = (cfg["clip_len"], cfg["frame_interval"])
         num_views = None
