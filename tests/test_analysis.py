@@ -113,6 +113,28 @@ def test_analyze_leaves_out_modes_without_checkpoints(runs: dict[str, Path], tmp
     assert 0.0 <= by_mode["C"]["value"] <= 1.0 and by_mode["C"]["resolution"] == 32
 
 
+def test_each_mode_feeds_its_network_the_right_input_size(runs: dict[str, Path]) -> None:
+    # B shows A's network the r-px view; D shows it the high-resolution view after a round trip through r px
+    # (the same input size as A, not r: with r, D would be B again).
+    from reskd_lightning.models import TSN
+
+    sizes: list[tuple[int, int]] = []
+    network = TSN(4, backbone="resnet18")
+    # Batches of 4 are the evaluation's (the FLOP count runs one clip).
+    network.register_forward_pre_hook(
+        lambda _m, args: sizes.append(tuple(args[0].shape[-2:])) if args[0].shape[0] == 4 else None
+    )
+    datamodule = load_data_module(str(runs["config"]), ["--data.batch_size", "4"])
+    rows = analyze(
+        datamodule, high=network, resolutions=[64, 32], high_resolution=64, limit_batches=1,
+        trainer_kwargs=dict(accelerator="cpu", enable_progress_bar=False),
+    )  # fmt: skip
+    evaluated = [(row["mode"], row["resolution"]) for row in rows if row["value"] is not None]
+    assert sorted(evaluated) == [("A", 64), ("B", 32), ("D", 32), ("D", 64)]
+    # Plan order: A at 64, B at 32, D at 64, D at 32; one batch each.
+    assert sizes == [(64, 64), (32, 32), (64, 64), (64, 64)]
+
+
 @pytest.mark.parametrize("size", [(64, 64), (48, 64)])
 def test_mode_d_feeds_the_bilinear_down_then_up_resize_of_the_clip(size: tuple[int, int]) -> None:
     seen: list[Tensor] = []

@@ -371,17 +371,18 @@ def analyze(
             f"{high_resolution}"
         )
 
-    # (mode, resolution, network evaluated, network counted, counted at, checkpoint)
-    plan: list[tuple[str, int, nn.Module, nn.Module, int, str]] = []
+    # (mode, resolution, network evaluated, its input resolution, network counted, counted at, checkpoint)
+    plan: list[tuple[str, int, nn.Module, int, nn.Module, int, str]] = []
     if high_run is not None:
-        net, ckpt = high_run.network, high_run.checkpoint
+        net, ckpt, high = high_run.network, high_run.checkpoint, high_resolution
         options = _view_options(datamodule)
         how = dict(mode=options.get("interpolation", "bilinear"), antialias=options.get("antialias", False))
-        plan.append(("A", high_resolution, net, net, high_resolution, ckpt))
-        plan += [("B", r, net, net, r, ckpt) for r in resolutions if r < high_resolution]
-        plan += [("D", r, RoundTrip(net, r, **how), net, high_resolution, ckpt) for r in resolutions]
+        plan.append(("A", high, net, high, net, high, ckpt))
+        plan += [("B", r, net, r, net, r, ckpt) for r in resolutions if r < high]
+        # D: the high-resolution view, through r px and back, into A's network at A's input size and cost.
+        plan += [("D", r, RoundTrip(net, r, **how), high, net, high, ckpt) for r in resolutions]
     for mode, run in low_runs:
-        plan.append((mode, run.resolution, run.network, run.network, run.resolution, run.checkpoint))
+        plan.append((mode, run.resolution, run.network, run.resolution, run.network, run.resolution, run.checkpoint))
 
     trainer = pl.Trainer(
         **{
@@ -394,11 +395,11 @@ def analyze(
         }
     )
     macs: dict[tuple[int, int], float] = {}
-    for mode, resolution, evaluated, counted, counted_at, ckpt in plan:
+    for mode, resolution, evaluated, evaluated_at, counted, counted_at, ckpt in plan:
         cost = (id(counted), counted_at)
         if cost not in macs:  # before evaluation: the networks are still on the CPU
             macs[cost] = count_macs(counted, counted_at, frames) / 1e9
-        value = evaluate(evaluated, resolution, datamodule, trainer, split, metric, num_classes)
+        value = evaluate(evaluated, evaluated_at, datamodule, trainer, split, metric, num_classes)
         rank_zero_info(f"analyze: ({mode}) {MODES[mode]} at {resolution} px: {key} = {value:.4f}")
         rows.append(_row(mode, resolution, key, round(value, 6), _round(macs[cost]), ckpt, ""))
     return sorted(rows, key=lambda row: (row["mode"], -(row["resolution"] or 0)))
