@@ -26,11 +26,16 @@ class CheckDDP(pl.Callback):
         assert torch.allclose(gathered[0], gathered[1], atol=1e-6)
 
 
-def test_ddp_spawn_two_processes_trains_student_and_syncs(demo_root: Path, tmp_path: Path) -> None:
-    dm = VideoDataModule(
+def demo_data(demo_root: Path) -> VideoDataModule:
+    """Demo videos, 2 segments, views at 64 (teacher) and 32 px (student), 2 clips per device."""
+    return VideoDataModule(
         demo_data=str(demo_root), num_segments=2, short_side=64, crop_size=64, resolutions=[64, 32],
         batch_size=2, num_workers=0,
     )
+
+
+def test_ddp_spawn_two_processes_trains_student_and_syncs(demo_root: Path, tmp_path: Path) -> None:
+    dm = demo_data(demo_root)
     module = ResKDModule(
         student=TSN(4, backbone="resnet18"), teacher=TSN(4, backbone="resnet18"), num_classes=4,
         student_resolution=32, teacher_resolution=64,
@@ -62,10 +67,7 @@ class CheckAdapterSynced(pl.Callback):
 def test_ddp_spawn_trains_an_adapter_and_logit_maps_across_widths(demo_root: Path, tmp_path: Path) -> None:
     # Student TSN-R18 (layer3: 256 channels) and teacher TSN-R50 (1024): an adapter bridges the stage maps, and
     # LogitMapKD compares each network's own classifier at every location.
-    dm = VideoDataModule(
-        demo_data=str(demo_root), num_segments=2, short_side=64, crop_size=64, resolutions=[64, 32],
-        batch_size=2, num_workers=0,
-    )
+    dm = demo_data(demo_root)
     module = ResKDModule(
         student=TSN(4, backbone="resnet18"), teacher=TSN(4, backbone="resnet50"), num_classes=4,
         student_resolution=32, teacher_resolution=64,
