@@ -524,10 +524,11 @@ def write_analysis(
     """Write ``analysis.csv``, ``analysis.md`` (table and notes) and the two plots into ``out_dir``, and log
     the table and the plots to ``loggers`` (wandb or CSV, see :mod:`reskd_lightning.reporting`). Rank zero
     only."""
-    from .reporting import _write_text, log_image, log_table, markdown_table, write_table
+    from .files import write_text_atomic
+    from .reporting import log_image, log_table, markdown_table, write_table
 
     csv_path, md_path = write_table(rows, out_dir, "analysis")
-    _write_text(md_path, markdown_table(rows) + "\n" + notes(rows, frames))
+    write_text_atomic(md_path, markdown_table(rows) + "\n" + notes(rows, frames))
     plots = plot_analysis(rows, out_dir)
     log_table(loggers, "analysis/table", rows)
     for name, path in plots.items():

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .distill.base import DistillationLoss
+from .files import atomic_write
 from .metrics import average_views, evaluation_metrics
 from .models.recognizer import ModelOutput, as_model_output
 from .models.weights import load_weights
@@ -466,18 +467,10 @@ class ResKDModule(pl.LightningModule):
 
     def export_student(self, path: str | os.PathLike) -> Path:
         """Write the student's weights alone (a plain state dict plus metadata), atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "state_dict": {k: v.detach().cpu() for k, v in self.student.state_dict().items()},
             "num_classes": self.num_classes,
             "resolution": self.student_resolution,
         }
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return atomic_write(path, lambda tmp: torch.save(payload, tmp))
 

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from .data.annotations import VideoRecord, load_class_names
 from .data.dataset import UNREADABLE
+from .files import atomic_write
 
 if TYPE_CHECKING:
     from .data.datamodule import VideoDataModule
@@ -217,15 +218,13 @@ def write_predictions_csv(
     """Write the per-video CSV (``video, labels, top{k}_ids, top{k}_scores[, top{k}_names]``) atomically.
 
     ``probs`` ``[N, K]``; ``labels`` multi-hot ``[N, K]`` or None."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     k = min(top_k, probs.shape[-1]) if probs.numel() else 0
     scores, ids = probs.topk(k, dim=-1) if k else (probs, probs.long())
     header = ["video", "labels", f"top{top_k}_ids", f"top{top_k}_scores"]
     if class_names is not None:
         header.append(f"top{top_k}_names")
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+
+    def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(header)
@@ -236,10 +235,8 @@ def write_predictions_csv(
                 if class_names is not None:
                     line.append(NAME_SEPARATOR.join(class_names[c] for c in top))
                 writer.writerow(line)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+
+    return atomic_write(path, write)
 
 
 # -- a user's own videos ---------------------------------------------------------------------------------

@@ -18,12 +18,13 @@ import csv
 import io
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from pytorch_lightning.loggers import Logger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
+
+from .files import atomic_write, write_text_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -32,23 +33,6 @@ Loggers = Sequence[Logger] | Logger | None
 
 
 # --------------------------------------------------------------------------------------------------- files
-def _atomic_write(path: Path, write: Any) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
-
-
-def _write_text(path: Path, text: str) -> Path:
-    return _atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
 def _columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """Every key of every row, in order of first appearance."""
     columns: dict[str, None] = {}
@@ -108,8 +92,8 @@ def write_table(rows: list[dict[str, Any]], out_dir: str | Path, name: str) -> t
     """
     _check_name(name)
     out_dir = Path(out_dir)
-    csv_path = _write_text(out_dir / f"{name}.csv", _csv_text(rows))
-    md_path = _write_text(out_dir / f"{name}.md", markdown_table(rows))
+    csv_path = write_text_atomic(out_dir / f"{name}.csv", _csv_text(rows))
+    md_path = write_text_atomic(out_dir / f"{name}.md", markdown_table(rows))
     return csv_path, md_path
 
 
@@ -121,7 +105,7 @@ def save_plot(fig: "Figure", path: str | Path) -> Path:
     """
     path = Path(path)
     # savefig with format="png" renders with Agg whatever the interactive backend is.
-    return _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
 
 
 # ------------------------------------------------------------------------------------------------ loggers
@@ -150,7 +134,7 @@ def log_table(loggers: Loggers, name: str, rows: list[dict[str, Any]]) -> None:
             data = [[_plain(row.get(c)) for c in columns] for row in rows]
             logger.log_table(key=name, columns=columns, data=data)
         elif (log_dir := _log_dir(logger)) is not None:
-            _write_text(log_dir / f"{name}.csv", _csv_text(rows))
+            write_text_atomic(log_dir / f"{name}.csv", _csv_text(rows))
 
 
 @rank_zero_only
@@ -166,7 +150,7 @@ def log_image(loggers: Loggers, name: str, path: str | Path) -> None:
             logger.log_image(key=name, images=[str(path)])
         elif (log_dir := _log_dir(logger)) is not None:
             target = log_dir / f"{name}{path.suffix or '.png'}"
-            _atomic_write(target, lambda tmp: shutil.copyfile(path, tmp))
+            atomic_write(target, lambda tmp: shutil.copyfile(path, tmp))
 
 
 @rank_zero_only
