@@ -37,7 +37,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import yaml
@@ -46,7 +46,7 @@ from torch import Tensor, nn
 
 from .data import VideoDataModule
 from .distill.base import DistillationLoss
-from .efficiency import count_macs
+from .efficiency import count_macs, eval_mode
 from .module import ResKDModule
 from .reporting import Loggers, log_config, log_image, log_table, markdown_table, save_plot, write_table
 from .views import attach_views, normalize_video
@@ -140,17 +140,6 @@ def _timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu_start
 
 
-@contextlib.contextmanager
-def _modes_kept(network: nn.Module) -> Iterator[None]:
-    """Restore every submodule's train/eval flag afterwards (a teacher mixes eval layers and train BatchNorm)."""
-    modes = [(m, m.training) for m in network.modules()]
-    try:
-        yield
-    finally:
-        for m, training in modes:
-            m.training = training
-
-
 def _split(times: list[tuple[float, float]], device: torch.device) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(wall seconds, CPU seconds); CPU time says nothing about a GPU's work, so it is kept for the CPU only."""
     return tuple(w for w, _ in times), (tuple(c for _, c in times) if device.type == "cpu" else ())
@@ -179,8 +168,7 @@ def measure_inference(
     device = _device_of(network)
     clip = normalize_video(clip.to(device))
     times = []
-    with _modes_kept(network), torch.no_grad():
-        network.eval()
+    with eval_mode(network), torch.no_grad():
         for i in range(warmup + iters):
             with _autocast(device, autocast_dtype):
                 seconds = _timed(lambda: network(clip), device)
@@ -346,8 +334,7 @@ class BenchmarkResult:
 def _gmacs(network: nn.Module, resolution: int, frames: int) -> float | None:
     if _device_of(network).type != "cpu":
         return None  # count_macs feeds a CPU clip
-    with _modes_kept(network):
-        return count_macs(network, resolution, frames) / 1e9
+    return count_macs(network, resolution, frames) / 1e9  # every submodule's mode is kept
 
 
 def plot_benchmark(result: BenchmarkResult, title: str = "") -> Any:

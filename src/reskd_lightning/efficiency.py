@@ -45,7 +45,7 @@ def _clip(resolution: int, frames: int, batch: int = 1, channels: int = 3) -> to
 
 
 @contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
+def eval_mode(model: nn.Module) -> Iterator[None]:
     """``model`` in eval mode, and afterwards every submodule back in its own mode (a teacher whose BatchNorm
     alone trains stays so)."""
     modes = {m: m.training for m in model.modules()}
@@ -59,7 +59,7 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 
 def count_macs(model: nn.Module, resolution: int, frames: int) -> int:
     """Multiply-adds of ``model`` on one clip ``[1, 3, frames, resolution, resolution]`` (eval mode)."""
-    with _eval_mode(model), FlopCounterMode(display=False) as counter, torch.no_grad():
+    with eval_mode(model), FlopCounterMode(display=False) as counter, torch.no_grad():
         model(_clip(resolution, frames))
     return counter.get_total_flops() // 2  # the counter counts a multiply-add as 2 FLOPs
 
@@ -86,7 +86,7 @@ def throughput(
     """Clips per second of ``model`` in eval mode under ``no_grad`` (median of ``iters`` timed batches)."""
     clip = _clip(resolution, frames, batch)
     times = []
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         for i in range(warmup + iters):
             start = time.perf_counter()
             model(clip)
