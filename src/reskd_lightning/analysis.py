@@ -40,14 +40,13 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 
 import pytorch_lightning as pl
-import torch.nn.functional as F
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from torch import Tensor, nn
 
 from .efficiency import count_macs
 from .models.weights import adapt_state_dict, extract_state_dict, load_checkpoint, load_state_dict_checked
 from .module import ResKDModule
-from .views import resize_clip
+from .views import resize_clip, resize_frames
 
 #: The modes of the analysis, by letter (the CSV's ``mode`` column), and what each evaluates.
 MODES: dict[str, str] = {
@@ -66,19 +65,6 @@ Source = str | os.PathLike | nn.Module
 
 
 # ------------------------------------------------------------------------------------------------ mode D
-def _resize_frames(video: Tensor, size: tuple[int, int], mode: str) -> Tensor:
-    """Resize every frame of ``[..., C, T, H, W]`` to exactly ``size`` (the views' interpolation)."""
-    *lead, channels, frames, height, width = video.shape
-    if (height, width) == tuple(size):
-        return video
-    frames_2d = video.reshape(-1, channels, frames, height, width).transpose(1, 2)
-    frames_2d = frames_2d.reshape(-1, channels, height, width)
-    kwargs: dict[str, Any] = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
-    resized = F.interpolate(frames_2d, size=tuple(size), mode=mode, **kwargs)
-    resized = resized.reshape(-1, frames, channels, *size).transpose(1, 2)
-    return resized.reshape(*lead, channels, frames, *size)
-
-
 def round_trip(clip: Tensor, resolution: int, mode: str = "bilinear", antialias: bool = False) -> Tensor:
     """``clip`` ``[..., C, T, H, W]`` resized to short side ``resolution`` and back to its own ``H x W``.
 
@@ -87,7 +73,7 @@ def round_trip(clip: Tensor, resolution: int, mode: str = "bilinear", antialias:
     """
     height, width = clip.shape[-2:]
     low = resize_clip(clip, resolution, mode=mode, antialias=antialias)
-    return _resize_frames(low, (height, width), mode)
+    return resize_frames(low, (height, width), mode)
 
 
 class RoundTrip(nn.Module):

@@ -59,8 +59,20 @@ def resize_clip(
         raise ValueError(f"expected a clip of shape [..., C, T, H, W], got shape {tuple(video.shape)}")
     if resolution <= 0:
         raise ValueError(f"resolution must be a positive number of pixels, got {resolution}")
+    height, width = video.shape[-2:]
+    return resize_frames(video, view_size(height, width, resolution), mode, antialias, align_corners)
+
+
+def resize_frames(
+    video: Tensor, size: tuple[int, int], mode: str = "bilinear", antialias: bool = False, align_corners: bool = False
+) -> Tensor:
+    """Resize every frame of ``[..., C, T, H, W]`` to exactly ``size`` (2-D interpolation, frame by frame).
+
+    The tensor is returned as is when it already has that size. ``antialias`` and ``align_corners`` apply to
+    bilinear and bicubic interpolation.
+    """
     *lead, channels, frames, height, width = video.shape
-    size = view_size(height, width, resolution)
+    size = (int(size[0]), int(size[1]))
     if size == (height, width):
         return video
     # [..., C, T, H, W] -> [B*T, C, H, W] so interpolate works frame by frame.

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.recognizer import ModelOutput
+from ..views import resize_frames
 from .base import DistillationLoss, as_feature_map, tapped
 from .schedules import Schedule
 
@@ -19,13 +20,7 @@ MODES = ("bilinear", "bicubic", "nearest", "area")
 
 def upsample_feature_map(features: Tensor, size: tuple[int, int], mode: str = "bilinear") -> Tensor:
     """Resize a feature map ``[N, C, T, h, w]`` to ``size`` frame by frame (``align_corners=False``)."""
-    if tuple(features.shape[-2:]) == tuple(size):
-        return features
-    n, c, t, h, w = features.shape
-    frames = features.transpose(1, 2).reshape(n * t, c, h, w)
-    kwargs: dict[str, Any] = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
-    frames = F.interpolate(frames, size=size, mode=mode, **kwargs)
-    return frames.reshape(n, t, c, *size).transpose(1, 2)
+    return resize_frames(features, size, mode)
 
 
 def output_channels(module: nn.Module) -> int | None:
