@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import pytest
@@ -134,6 +135,51 @@ def test_swin_rules_no_decay_keys_norms_and_backbone_lr() -> None:
     assert [g["name"] for g in groups] == ["lr x0.1, wd x1", "lr x0.1, wd x0", "lr x1, wd x1"]
 
 
+#: The official Swin paramwise_cfg (configs/myconfig/rkd/rkd_swins_32x2x1_60e_k400.py:96-100, CVMI-Lab/ResKD).
+OFFICIAL_SWIN_KEYS = {
+    "absolute_pos_embed": {"decay_mult": 0.0},
+    "relative_position_bias_table": {"decay_mult": 0.0},
+    "norm": {"decay_mult": 0.0},
+    "backbone": {"lr_mult": 0.1},
+}
+
+
+def test_custom_keys_resolve_as_mmcv_default_optimizer_constructor() -> None:
+    # mmcv v1.4.0 mmcv/runner/optimizer/default_constructor.py:155 sorts the keys longest first (alphabetically
+    # within a length) and lines 181-190 stop at the first key the name contains; no other rule then applies.
+    # So a backbone norm meets "backbone" (8 letters) before "norm" (4): lr x0.1 and weight decay KEPT, and a
+    # position table meets "relative_position_bias_table" first: lr x1 (not x0.1) and no weight decay.
+    model, adapter = TinySwin(), nn.ModuleList([nn.Linear(8, 8)])
+    modules = {"student": model, "distill_modules": adapter}
+    rules = ParamGroups(bias_lr_mult=2.0, norm_decay_mult=0.0, custom_keys=OFFICIAL_SWIN_KEYS)
+    assert rules.custom_key_order() == ["relative_position_bias_table", "absolute_pos_embed", "backbone", "norm"]
+    assert multipliers_by_name(rules(modules), modules) == {
+        "student/backbone.patch_embed.weight": (0.1, 1.0),
+        "student/backbone.patch_embed.bias": (0.1, 1.0),  # bias_lr_mult does not apply to a custom match
+        "student/backbone.block.norm.weight": (0.1, 1.0),
+        "student/backbone.block.norm.bias": (0.1, 1.0),
+        "student/backbone.block.attn.relative_position_bias_table": (1.0, 0.0),
+        "student/backbone.block.attn.qkv.weight": (0.1, 1.0),
+        "student/backbone.block.attn.qkv.bias": (0.1, 1.0),
+        "student/head.weight": (1.0, 1.0),
+        "student/head.bias": (2.0, 1.0),  # no key matches: the ordinary rules
+        "distill_modules/0.weight": (1.0, 1.0),
+        "distill_modules/0.bias": (2.0, 1.0),
+    }
+
+
+def test_custom_keys_tie_breaks_alphabetically() -> None:
+    rules = ParamGroups(custom_keys={"blockb": {"lr_mult": 3.0}, "blocka": {"lr_mult": 2.0}, "block": {}})
+    assert rules.custom_key_order() == ["blocka", "blockb", "block"]
+
+
+def test_custom_keys_are_validated() -> None:
+    with pytest.raises(ValueError, match=r"custom_keys\['norm'\] has unknown entries \['decay'\]"):
+        ParamGroups(custom_keys={"norm": {"decay": 0.0}})
+    with pytest.raises(ValueError, match=r"custom_keys\['backbone'\].lr_mult must be a number >= 0, got -1"):
+        ParamGroups(custom_keys={"backbone": {"lr_mult": -1}})
+
+
 def test_longest_lr_prefix_wins_and_multiplies_with_bias_rule() -> None:
     model = TinySwin()
     rules = ParamGroups(bias_lr_mult=2.0, lr_mults={"backbone.": 0.1, "backbone.block.attn.": 0.5})
@@ -230,6 +276,29 @@ def test_warmup_cosine_floor_and_no_warmup() -> None:
     seen = run_epochs(WarmupCosineLR(sgd(1.0), max_epochs=4, eta_min_factor=0.1), 6)
     # 0.1 + 0.9 x 0.5 x (1 + cos(pi e / 4)): e=0 -> 1, e=1 -> 0.1 + 0.9 x 0.85355 = 0.86820, e=2 -> 0.55, e>=4 -> 0.1
     assert seen == pytest.approx([1.0, 0.868198, 0.55, 0.231802, 0.1, 0.1], abs=1e-6)
+
+
+def test_warmup_moves_every_iteration_as_mmcv() -> None:
+    # mmcv v1.4.0 mmcv/runner/hooks/lr_updater.py:129 sets warmup_iters = warmup_epochs x epoch length and
+    # lines 137-155 apply the warm-up at every iteration (on the epoch's regular lr) until warmup_iters;
+    # lines 91-92: factor 1 - (1 - cur_iter / warmup_iters) x (1 - warmup_ratio), warmup_ratio 0.1.
+    scheduler = WarmupCosineLR(sgd(1.0), max_epochs=10, warmup_epochs=2.5)
+    scheduler.step_per_iteration(4)  # 4 optimiser steps an epoch: warmup_iters = 10
+    seen = run_epochs(scheduler, 16)  # here one "epoch" of run_epochs is one iteration
+    cosine = [0.5 * (1 + math.cos(math.pi * e / 10)) for e in range(4)]
+    expected = [cosine[i // 4] * (1 - 0.9 * (1 - i / 10)) if i < 10 else cosine[i // 4] for i in range(16)]
+    assert seen == pytest.approx(expected, abs=1e-9)
+    assert seen[1] == pytest.approx(0.19)  # iteration 1 of 10: 1 - 0.9 x 0.9, inside epoch 0 (cosine 1)
+
+
+def test_steps_per_epoch_is_set_before_stepping() -> None:
+    scheduler = WarmupMultiStepLR(sgd(), milestones=[3], warmup_epochs=1)
+    with pytest.raises(ValueError, match="steps_per_epoch must be a positive integer, got 0"):
+        scheduler.step_per_iteration(0)
+    scheduler.optimizer.step()
+    scheduler.step()
+    with pytest.raises(RuntimeError, match="before the schedule has stepped"):
+        scheduler.step_per_iteration(4)
 
 
 def test_schedule_starts_from_the_multiplied_group_lrs() -> None:
@@ -335,6 +404,22 @@ def test_module_builds_groups_scaled_lrs_and_epoch_schedule() -> None:
         "lr x1, wd x0": 0.0,
         "lr x2, wd x0": 0.0,
     }
+
+
+def test_module_steps_a_warmup_schedule_per_iteration() -> None:
+    module = ResKDModule(
+        student=TSN(4, backbone="resnet18"),
+        num_classes=4,
+        lr_scheduler=partial(WarmupCosineLR, max_epochs=5, warmup_epochs=2.5),
+    )
+    # a trainer with 5 epochs of 12 optimiser steps
+    module._trainer = SimpleNamespace(max_epochs=5, estimated_stepping_batches=60)  # type: ignore[assignment]
+    try:
+        config = module.configure_optimizers()
+    finally:
+        module._trainer = None
+    scheduler = config["lr_scheduler"]
+    assert scheduler["interval"] == "step" and scheduler["scheduler"].steps_per_epoch == 12
 
 
 # ------------------------------------------------------------------------------------------ validation

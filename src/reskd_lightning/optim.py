@@ -57,7 +57,15 @@ class ParamGroups:
     - a parameter whose name contains one of ``no_decay_keys``: no weight decay (a key absent from the network
       is allowed: recipes list keys for several model variants);
     - ``lr_mults``: parameter-name prefix -> lr multiplier, the longest matching prefix wins, multiplied with the
-      rules above (every prefix must match some parameter, so a typo cannot silently leave the lr unscaled).
+      rules above (every prefix must match some parameter, so a typo cannot silently leave the lr unscaled);
+    - ``custom_keys``: mmcv 1.x's ``DefaultOptimizerConstructor`` rule, which the paper's Swin recipes use: name
+      substring -> ``{lr_mult, decay_mult}`` (each default 1). The keys are tried longest first (ties
+      alphabetically) and the FIRST key the parameter's name contains decides both multipliers; the rules above
+      are then not applied to it. So with the official keys ``backbone``, ``norm`` and
+      ``relative_position_bias_table``, a backbone norm matches ``backbone`` (lr x0.1, weight decay kept) and a
+      position table ``relative_position_bias_table`` (lr x1, no weight decay), exactly as mmcv resolves them.
+      As in mmcv, a key that matches nothing is allowed (the official list names ``absolute_pos_embed``, which a
+      Video Swin without absolute position embedding does not have).
 
     Names are matched within their module, e.g. ``backbone.layer1.0.conv1.weight`` in the student. The multipliers
     are applied to the optimiser's lr and weight decay by :func:`apply_group_multipliers`. ``ParamGroups()``
@@ -74,7 +82,11 @@ class ParamGroups:
           param_groups:
             norm_decay_mult: 0.0
             no_decay_keys: [relative_position_bias_table, absolute_pos_embed]
-            lr_mults: {"backbone.": 0.1}
+            custom_keys:  # mmcv's paramwise_cfg.custom_keys, resolved as mmcv 1.4 does
+              backbone: {lr_mult: 0.1}
+              relative_position_bias_table: {decay_mult: 0.0}
+              absolute_pos_embed: {decay_mult: 0.0}
+              norm: {decay_mult: 0.0}
     """
 
     bias_lr_mult: float = 1.0
@@ -82,6 +94,7 @@ class ParamGroups:
     norm_decay_mult: float = 1.0
     no_decay_keys: list[str] = field(default_factory=list)
     lr_mults: dict[str, float] = field(default_factory=dict)
+    custom_keys: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("bias_lr_mult", "bias_decay_mult", "norm_decay_mult"):
@@ -96,6 +109,24 @@ class ParamGroups:
             if not isinstance(prefix, str):
                 raise ValueError(f"ParamGroups: lr_mults keys must be name prefixes (str), got {prefix!r}")
             _check_multiplier(f"lr_mults[{prefix!r}]", mult)
+        if not isinstance(self.custom_keys, Mapping):
+            raise ValueError(
+                f"ParamGroups: custom_keys must map name substrings to {{lr_mult, decay_mult}}, got {self.custom_keys!r}"
+            )
+        for key, mults in self.custom_keys.items():
+            if not isinstance(key, str) or not key or not isinstance(mults, Mapping):
+                raise ValueError(
+                    f"ParamGroups: custom_keys[{key!r}] must be a non-empty name substring mapped to "
+                    f"{{lr_mult, decay_mult}}, got {mults!r}"
+                )
+            unknown = set(mults) - {"lr_mult", "decay_mult"}
+            if unknown:
+                raise ValueError(
+                    f"ParamGroups: custom_keys[{key!r}] has unknown entries {sorted(unknown)}; "
+                    "expected lr_mult and/or decay_mult"
+                )
+            for entry, mult in mults.items():
+                _check_multiplier(f"custom_keys[{key!r}].{entry}", mult)
 
     def __call__(self, modules: Mapping[str, nn.Module]) -> list[dict]:
         """Optimiser parameter groups of the trainable parameters of ``modules`` (name -> module).
@@ -128,7 +159,15 @@ class ParamGroups:
             for (lr, wd), params in groups.items()
         ]
 
+    def custom_key_order(self) -> list[str]:
+        """``custom_keys`` in the order mmcv tries them: longest first, ties alphabetically."""
+        return sorted(sorted(self.custom_keys), key=len, reverse=True)
+
     def _multipliers(self, name: str, local_name: str, is_norm: bool) -> tuple[float, float]:
+        for key in self.custom_key_order():
+            if key in name:  # the first key found decides; no other rule applies (mmcv 1.x)
+                mults = self.custom_keys[key]
+                return float(mults.get("lr_mult", 1.0)), float(mults.get("decay_mult", 1.0))
         lr_mult, decay_mult = 1.0, 1.0
         if is_norm:
             decay_mult = self.norm_decay_mult
@@ -184,19 +223,56 @@ def _check_warmup(cls: str, warmup_epochs: float, warmup_start_factor: float) ->
         raise ValueError(f"{cls}: warmup_start_factor must be in (0, 1], got {warmup_start_factor!r}")
 
 
-def _warmup(regular: float, epoch: int, warmup_epochs: float, warmup_start_factor: float) -> float:
+def _warmup(regular: float, epoch: float, warmup_epochs: float, warmup_start_factor: float) -> float:
     # mmcv's linear warm-up: from warmup_start_factor x the schedule's factor up to the schedule itself
     if epoch >= warmup_epochs:
         return regular
     return regular * (1.0 - (1.0 - warmup_start_factor) * (1.0 - epoch / warmup_epochs))
 
 
-class WarmupMultiStepLR(torch.optim.lr_scheduler.LambdaLR):
-    """Step decay by ``gamma`` at each of ``milestones`` (epochs), after a linear warm-up; stepped once per epoch.
+class EpochScheduleWithWarmup(torch.optim.lr_scheduler.LambdaLR):
+    """An lr factor that changes once per epoch, after a linear warm-up that changes at every optimiser step.
+
+    This is mmcv 1.x's ``LrUpdaterHook`` with ``by_epoch=True`` and ``warmup_by_epoch=True`` (the paper's SlowOnly
+    and Swin recipes): the regular factor is computed from the epoch number, and during the first
+    ``warmup_epochs`` the warm-up is applied at every iteration, ``warmup_iters = warmup_epochs x epoch length``
+    (mmcv/runner/hooks/lr_updater.py, v1.4.0, lines 129 and 137-155). ``ResKDModule`` calls
+    :meth:`step_per_iteration` with the run's optimiser steps per epoch and steps the schedule after every
+    optimiser step; stepped once per epoch instead (``steps_per_epoch = 1``), the warm-up moves per epoch.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, last_epoch: int = -1) -> None:
+        self.steps_per_epoch = 1
+        super().__init__(optimizer, self._factor_at_step, last_epoch)
+
+    def step_per_iteration(self, steps_per_epoch: int) -> None:
+        """Count steps instead of epochs from now on (call before the first step); ``steps_per_epoch`` >= 1."""
+        if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
+            raise ValueError(f"{type(self).__name__}: steps_per_epoch must be a positive integer, got {steps_per_epoch!r}")
+        if self.last_epoch > 0:
+            raise RuntimeError(f"{type(self).__name__}: set steps_per_epoch before the schedule has stepped")
+        self.steps_per_epoch = steps_per_epoch
+
+    def _factor_at_step(self, step: int) -> float:
+        epoch = step / self.steps_per_epoch
+        return _warmup(self.regular_factor(int(epoch)), epoch, self.warmup_epochs, self.warmup_start_factor)
+
+    def factor(self, epoch: float) -> float:
+        """The multiplier of the initial lr at (possibly fractional) ``epoch``: the regular factor of its whole
+        epoch, warmed up by the fraction of ``warmup_epochs`` done."""
+        return _warmup(self.regular_factor(int(epoch)), epoch, self.warmup_epochs, self.warmup_start_factor)
+
+    def regular_factor(self, epoch: int) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class WarmupMultiStepLR(EpochScheduleWithWarmup):
+    """Step decay by ``gamma`` at each of ``milestones`` (epochs), after a linear warm-up (per iteration).
 
     The factor at epoch ``e`` is ``gamma ** (number of milestones <= e)``, times mmcv's linear warm-up
-    ``1 - (1 - warmup_start_factor) * (1 - e / warmup_epochs)`` while ``e < warmup_epochs``. The paper's SlowOnly
-    Kinetics-400 recipe: milestones [90, 130], 10 warm-up epochs, 150 epochs.
+    ``1 - (1 - warmup_start_factor) * (1 - e / warmup_epochs)`` while ``e < warmup_epochs``, ``e`` counting
+    fractions of an epoch (see :class:`EpochScheduleWithWarmup`). The paper's SlowOnly Kinetics-400 recipe:
+    milestones [90, 130], 10 warm-up epochs, 150 epochs.
 
     Configure from LightningCLI::
 
@@ -227,22 +303,22 @@ class WarmupMultiStepLR(torch.optim.lr_scheduler.LambdaLR):
         _check_warmup("WarmupMultiStepLR", warmup_epochs, warmup_start_factor)
         self.milestones, self.gamma = milestones, gamma
         self.warmup_epochs, self.warmup_start_factor = warmup_epochs, warmup_start_factor
-        super().__init__(optimizer, self.factor, last_epoch)
+        super().__init__(optimizer, last_epoch)
 
-    def factor(self, epoch: int) -> float:
-        """The multiplier of the initial lr at ``epoch``."""
-        regular = self.gamma ** sum(m <= epoch for m in self.milestones)
-        return _warmup(regular, epoch, self.warmup_epochs, self.warmup_start_factor)
+    def regular_factor(self, epoch: int) -> float:
+        """``gamma ** (milestones passed)`` at whole ``epoch``."""
+        return self.gamma ** sum(m <= epoch for m in self.milestones)
 
 
-class WarmupCosineLR(torch.optim.lr_scheduler.LambdaLR):
-    """Cosine annealing over ``max_epochs`` after a linear warm-up; stepped once per epoch.
+class WarmupCosineLR(EpochScheduleWithWarmup):
+    """Cosine annealing over ``max_epochs`` (per epoch) after a linear warm-up (per iteration).
 
     The factor at epoch ``e`` is ``eta_min_factor + (1 - eta_min_factor) * 0.5 * (1 + cos(pi * e / max_epochs))``
     (held at ``eta_min_factor`` after ``max_epochs``), times mmcv's linear warm-up
-    ``1 - (1 - warmup_start_factor) * (1 - e / warmup_epochs)`` while ``e < warmup_epochs``: the cosine runs over all
-    epochs from 0, as mmcv's ``CosineAnnealing`` with warm-up. ``warmup_epochs`` may be fractional (the Swin
-    recipes: 2.5, so epochs 0, 1 and 2 are warmed up). Set ``max_epochs`` to the trainer's.
+    ``1 - (1 - warmup_start_factor) * (1 - e / warmup_epochs)`` while ``e < warmup_epochs``, ``e`` counting fractions
+    of an epoch (see :class:`EpochScheduleWithWarmup`): the cosine runs over all epochs from 0, as mmcv's
+    ``CosineAnnealing`` with warm-up. ``warmup_epochs`` may be fractional (the Swin recipes: 2.5). Set
+    ``max_epochs`` to the trainer's.
 
     Configure from LightningCLI::
 
@@ -272,10 +348,9 @@ class WarmupCosineLR(torch.optim.lr_scheduler.LambdaLR):
             raise ValueError(f"WarmupCosineLR: eta_min_factor must be in [0, 1], got {eta_min_factor!r}")
         self.max_epochs, self.eta_min_factor = max_epochs, eta_min_factor
         self.warmup_epochs, self.warmup_start_factor = warmup_epochs, warmup_start_factor
-        super().__init__(optimizer, self.factor, last_epoch)
+        super().__init__(optimizer, last_epoch)
 
-    def factor(self, epoch: int) -> float:
-        """The multiplier of the initial lr at ``epoch``."""
+    def regular_factor(self, epoch: int) -> float:
+        """The cosine factor at whole ``epoch`` (held at ``eta_min_factor`` after ``max_epochs``)."""
         cosine = 0.5 * (1.0 + math.cos(math.pi * min(epoch, self.max_epochs) / self.max_epochs))
-        regular = self.eta_min_factor + (1.0 - self.eta_min_factor) * cosine
-        return _warmup(regular, epoch, self.warmup_epochs, self.warmup_start_factor)
+        return self.eta_min_factor + (1.0 - self.eta_min_factor) * cosine
