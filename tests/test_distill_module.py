@@ -187,10 +187,11 @@ def test_logit_map_kd_compares_each_networks_classifier_at_every_location() -> N
     assert s.features.shape[-2:] == (1, 1) and t.features.shape[-2:] == (2, 2)
     s_map = student.cls_head.fc(s.features.movedim(1, -1)).movedim(-1, 1)  # [N, K, T, 1, 1]
     t_map = teacher.cls_head.fc(t.features.movedim(1, -1)).movedim(-1, 1)
-    # The paper's reduction: pointwise KL of T=2 distributions, averaged over locations x classes.
+    # The paper's reduction: pointwise KL of T=2 distributions, averaged over locations x classes, times T^2.
+    # official: mmaction/models/heads/grkd_3d_head.py:131 (CVMI-Lab/ResKD): w_loss_kd * T * T * nn.KLDivLoss()(...)
     p_t = (t_map / 2).softmax(1)
     log_p_s = (s_map.expand_as(t_map) / 2).log_softmax(1)
-    expected = (p_t * (p_t.log() - log_p_s)).mean()
+    expected = (p_t * (p_t.log() - log_p_s)).mean() * 4
     term = module.distillers[0](s, t, b)
     assert term.item() == pytest.approx(expected.item(), rel=1e-4)
     assert logit_map_kl(s_map, t_map, 2.0).item() == pytest.approx(expected.item(), rel=1e-4)

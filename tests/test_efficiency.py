@@ -61,7 +61,7 @@ def test_flops_command_prints_the_table(capsys: pytest.CaptureFixture) -> None:
 
 
 def test_counting_leaves_every_submodule_in_its_own_mode() -> None:
-    # A ResKD teacher: eval, except BatchNorm, which keeps training (the paper's teacher_bn_mode="train").
+    # A ResKD teacher: eval, except BatchNorm, which keeps training (teacher_mode="bn_train").
     from torch.nn.modules.batchnorm import _BatchNorm
 
     teacher = TSN(4, backbone="resnet18").eval()

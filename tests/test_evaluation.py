@@ -1,5 +1,5 @@
-"""Evaluation as a user meets it: the paper's mAP, per-video prediction CSVs from `reskd test` / `reskd predict`
-(one and two processes), and `reskd predict --video` on their own videos."""
+"""Evaluation as a user meets it: the paper's mAP and mean class accuracy, per-video prediction CSVs from
+`reskd test` / `reskd predict` (one and two processes), and `reskd predict --video` on their own videos."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import re
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,12 @@ from torchmetrics.classification import MultilabelAveragePrecision
 from reskd_lightning import ResKDModule, VideoDataModule
 from reskd_lightning.cli import cli_main, main
 from reskd_lightning.data import DEMO_CLASSES
-from reskd_lightning.metrics import MeanAveragePrecision, mean_average_precision
+from reskd_lightning.metrics import (
+    MeanAveragePrecision,
+    evaluation_metrics,
+    evaluation_sampler,
+    mean_average_precision,
+)
 from reskd_lightning.models import TSN
 from reskd_lightning.predictions import VideoPredictionWriter
 
@@ -81,6 +87,80 @@ def test_map_metric_takes_class_ids_as_targets() -> None:
     assert float(metric.compute()) == pytest.approx(numpy_map(SCORES.numpy(), hot.numpy()), abs=1e-6)
 
 
+# ------------------------------------------------------------------------------- mean class accuracy
+def numpy_mean_class_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
+    """mmaction2's mean_class_accuracy, from its definition (mmaction/core/evaluation/accuracy.py, lines 69-88,
+    with confusion_matrix lines 41-53): the prediction is the argmax (the first of tied maxima); the classes
+    are those among the labels or the predictions; each one's accuracy is its videos predicted right over its
+    videos, 0 for a class with no video (only predicted); the mean over those classes."""
+    predicted = scores.argmax(1)
+    classes = sorted(set(predicted.tolist()) | set(labels.tolist()))
+    accuracies = []
+    for c in classes:
+        videos = labels == c
+        accuracies.append((predicted[videos] == c).sum() / videos.sum() if videos.any() else 0.0)
+    return float(np.mean(accuracies))
+
+
+def test_mean_class_accuracy_is_mmaction2s() -> None:
+    # 7 videos, 6 classes. Labels 0 0 0 1 1 2 2; predicted 0 0 3 1 0 2 2 (the last a tie of classes 2 and 4:
+    # the first maximum, 2). By hand: class 0: 2/3, class 1: 1/2, class 2: 2/2, class 3 predicted only: 0;
+    # classes 4 (lost the tie) and 5 neither labelled nor predicted: left out. Mean: (2/3 + 1/2 + 1 + 0) / 4.
+    probs = torch.tensor(
+        [
+            [0.5, 0.1, 0.1, 0.1, 0.1, 0.1],
+            [0.4, 0.3, 0.1, 0.1, 0.05, 0.05],
+            [0.2, 0.1, 0.1, 0.5, 0.05, 0.05],
+            [0.1, 0.6, 0.1, 0.1, 0.05, 0.05],
+            [0.3, 0.2, 0.2, 0.1, 0.1, 0.1],
+            [0.1, 0.1, 0.7, 0.05, 0.05, 0.0],
+            [0.1, 0.0, 0.4, 0.1, 0.4, 0.0],
+        ]
+    )
+    labels = torch.tensor([0, 0, 0, 1, 1, 2, 2])
+    expected = 13 / 24
+    assert numpy_mean_class_accuracy(probs.numpy(), labels.numpy()) == pytest.approx(expected, abs=1e-12)
+
+    metrics = evaluation_metrics("accuracy", num_classes=6)
+    metrics.update(probs[:3], labels[:3])  # in batches, as in an evaluation loop; on N ranks the counts add up
+    metrics.update(probs[3:], labels[3:])
+    values = {k: float(v) for k, v in metrics.compute().items()}
+    assert set(values) == {"acc1", "acc5", "mean_class_acc"}
+    assert values["mean_class_acc"] == pytest.approx(expected, abs=1e-7)
+    assert values["acc1"] == pytest.approx(5 / 7, abs=1e-7)  # not the per-class mean
+    # Neither the mean over all 6 classes nor over the 3 labelled ones.
+    assert values["mean_class_acc"] not in (pytest.approx(13 / 36), pytest.approx(13 / 18))
+
+    # Random sets with ties (scores on a coarse grid) and classes missing from labels or predictions.
+    generator = torch.Generator().manual_seed(0)
+    for n in [1, 2, 3, 5, 8, 13, 30]:
+        scores = torch.randint(0, 4, (n, 6), generator=generator).float() / 4
+        ids = torch.randint(0, 6, (n,), generator=generator)
+        metric = evaluation_metrics("accuracy", num_classes=6)["mean_class_acc"]
+        assert float(metric(scores, ids)) == pytest.approx(numpy_mean_class_accuracy(scores.numpy(), ids.numpy()))
+
+
+def fake_trainer(world_size: int, rank: int, use_distributed_sampler: bool = True) -> Any:
+    return SimpleNamespace(
+        distributed_sampler_kwargs={"num_replicas": world_size, "rank": rank},
+        _accelerator_connector=SimpleNamespace(use_distributed_sampler=use_distributed_sampler),
+    )
+
+
+def test_evaluation_sampler_gives_each_video_to_one_rank() -> None:
+    # Rank r of N: videos r, r + N, ... (the rank-strided split of mmaction2's DistributedSampler,
+    # mmaction/datasets/samplers/distributed_sampler.py line 42), without the repeats it pads with (line 38).
+    videos = list(range(7))
+    assert [list(evaluation_sampler(videos, fake_trainer(3, r))) for r in range(3)] == [[0, 3, 6], [1, 4], [2, 5]]
+    # A plain loader: no trainer, one process, or a trainer told not to insert samplers.
+    assert evaluation_sampler(videos, None) is None
+    assert evaluation_sampler(videos, pl.Trainer(accelerator="cpu", devices=1, logger=False)) is None
+    assert evaluation_sampler(videos, fake_trainer(2, 0, use_distributed_sampler=False)) is None
+    # Fewer videos than processes: a rank without a batch would hang the others; Lightning's padding sampler.
+    with pytest.warns(UserWarning, match="2 videos to evaluate on 4 processes"):
+        assert evaluation_sampler(videos[:2], fake_trainer(4, 0)) is None
+
+
 def read_csv(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
@@ -105,7 +185,9 @@ class SaveRankOutputs(pl.Callback):
 
 
 def test_ddp_map_is_synced_and_csv_has_each_video_once(demo_root: Path, tmp_path: Path) -> None:
-    # 7 multi-label videos on 2 ranks: DistributedSampler repeats one to give each rank 4.
+    # 7 multi-label videos on 2 ranks: 4 and 3, none repeated (mmaction2's distributed test drops its sampler's
+    # repeats: mmaction/apis/test.py line 156, `ordered_results = ordered_results[:size]`), so test/mAP is the
+    # one-process mAP exactly.
     videos = [line.split()[0] for line in (demo_root / "val.txt").read_text().splitlines()][:7]
     labels = [[0], [0, 2], [1], [1, 3], [2], [2, 0], [3]]
     test_list = tmp_path / "multi.txt"
@@ -116,6 +198,10 @@ def test_ddp_map_is_synced_and_csv_has_each_video_once(demo_root: Path, tmp_path
     )  # fmt: skip
     module = ResKDModule(student=TSN(4, backbone="resnet18"), num_classes=4, student_resolution=32, metric="mAP")
     csv_path = tmp_path / "out" / "predictions.csv"
+    one = pl.Trainer(
+        accelerator="cpu", devices=1, default_root_dir=str(tmp_path), logger=False, enable_progress_bar=False,
+        enable_model_summary=False,
+    ).test(module, datamodule=dm)  # fmt: skip
     trainer = pl.Trainer(
         accelerator="cpu", devices=2, strategy="ddp_spawn", default_root_dir=str(tmp_path), logger=False,
         enable_progress_bar=False, enable_model_summary=False,
@@ -126,7 +212,8 @@ def test_ddp_map_is_synced_and_csv_has_each_video_once(demo_root: Path, tmp_path
     # test/mAP is the paper's mAP over both ranks' videos, not rank 0's alone.
     outputs = torch.load(tmp_path / "rank0.pt") + torch.load(tmp_path / "rank1.pt")
     probs, targets = torch.cat([o["probs"] for o in outputs]), torch.cat([o["label"] for o in outputs])
-    assert len(probs) == 8
+    assert sorted(torch.cat([o["index"] for o in outputs]).tolist()) == list(range(7))
+    assert results[0]["test/mAP"] == one[0]["test/mAP"]
     assert results[0]["test/mAP"] == pytest.approx(float(mean_average_precision(probs, targets)), abs=1e-5)
     rank0 = torch.load(tmp_path / "rank0.pt")
     rank0_only = mean_average_precision(torch.cat([o["probs"] for o in rank0]), torch.cat([o["label"] for o in rank0]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,18 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader, Dataset
 
-from reskd_lightning import FeatureMapKD, LogitKD, ModelOutput, ResKDModule, VideoDataModule
-from reskd_lightning.models import TSN
+from reskd_lightning import (
+    AttentionTransfer,
+    DecoupledKD,
+    DistillationLoss,
+    FeatureMapKD,
+    LogitKD,
+    LogitMapKD,
+    ModelOutput,
+    ResKDModule,
+    VideoDataModule,
+)
+from reskd_lightning.models import TSN, VideoSwin
 
 NUM_CLASSES = 4
 
@@ -63,17 +74,29 @@ def bn_training_flags(module: nn.Module) -> set[bool]:
     return {m.training for m in module.modules() if isinstance(m, _BatchNorm)}
 
 
+def other_training_flags(module: nn.Module) -> set[bool]:
+    """Training flags of every submodule that is not a BatchNorm (dropout, drop-path, convolutions, ...)."""
+    return {m.training for m in module.modules() if not isinstance(m, _BatchNorm)}
+
+
+#: teacher_mode -> (BatchNorm layers in train mode, every other submodule in train mode)
+TEACHER_MODE_FLAGS = {"train": (True, True), "bn_train": (True, False), "eval": (False, False)}
+
+
 class RecordModes(pl.Callback):
-    """Records the teacher's BN and dropout modes at every train and validation batch."""
+    """Records the teacher's BN and other submodules' modes at every train and validation batch."""
 
     def __init__(self) -> None:
-        self.seen: list[tuple[str, frozenset[bool]]] = []
+        self.seen: list[tuple[str, frozenset[bool], frozenset[bool]]] = []
+
+    def record(self, stage: str, teacher: nn.Module) -> None:
+        self.seen.append((stage, frozenset(bn_training_flags(teacher)), frozenset(other_training_flags(teacher))))
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: ResKDModule, *args: Any) -> None:
-        self.seen.append(("train", frozenset(bn_training_flags(pl_module.teacher))))
+        self.record("train", pl_module.teacher)
 
     def on_validation_batch_start(self, trainer: pl.Trainer, pl_module: ResKDModule, *args: Any) -> None:
-        self.seen.append(("val", frozenset(bn_training_flags(pl_module.teacher))))
+        self.record("val", pl_module.teacher)
 
 
 def fit(module: ResKDModule, trainer_kwargs: dict[str, Any], dm: pl.LightningDataModule | None = None, **kw: Any):
@@ -99,27 +122,91 @@ def test_teacher_not_in_optimizer(quiet_trainer_kwargs: dict[str, Any]) -> None:
     assert {id(p) for p in module.student.parameters()} <= optimized
 
 
-@pytest.mark.parametrize("bn_mode", ["train", "eval"])
-def test_teacher_bn_mode_kept_after_fit_switches_modes(bn_mode: str, quiet_trainer_kwargs: dict[str, Any]) -> None:
-    module = reskd(distillers=[FeatureMapKD()], teacher_bn_mode=bn_mode)
+@pytest.mark.parametrize("teacher_mode", ["train", "bn_train", "eval"])
+def test_teacher_mode_kept_after_fit_switches_modes(teacher_mode: str, quiet_trainer_kwargs: dict[str, Any]) -> None:
+    # official: mmaction/models/backbones/rkd.py:57-60 (CVMI-Lab/ResKD): `# self.high_res_path_a.eval()` is commented
+    # out, so the teacher runs (under no_grad) in the mode of the whole model: train mode during training.
+    module = reskd(distillers=[FeatureMapKD()], teacher_mode=teacher_mode)
+    assert module.teacher_mode == teacher_mode and module.hparams["teacher_mode"] == teacher_mode
     recorder = RecordModes()
     fit(module, quiet_trainer_kwargs, callbacks=[recorder], num_sanity_val_steps=1)
-    expected = frozenset({bn_mode == "train"})
-    assert {stage for stage, _ in recorder.seen} == {"train", "val"}
-    assert all(flags == expected for _, flags in recorder.seen), recorder.seen
-    # Dropout and every other non-BN layer of the teacher stay in eval mode in both settings.
-    assert all(not m.training for m in module.teacher.modules() if not isinstance(m, _BatchNorm))
-    module.train()
-    assert bn_training_flags(module.teacher) == set(expected) and module.student.training
+    bn, other = TEACHER_MODE_FLAGS[teacher_mode]
+    assert {stage for stage, *_ in recorder.seen} == {"train", "val"}
+    assert all((bn_flags, other_flags) == ({bn}, {other}) for _, bn_flags, other_flags in recorder.seen), recorder.seen
+    for switch in (module.train, module.eval, module.train):
+        switch()
+        assert (bn_training_flags(module.teacher), other_training_flags(module.teacher)) == ({bn}, {other})
+    assert module.student.training
 
 
-def test_teacher_bn_statistics_update_only_in_train_mode(quiet_trainer_kwargs: dict[str, Any]) -> None:
-    for bn_mode, changes in (("train", True), ("eval", False)):
-        module = reskd(distillers=[FeatureMapKD()], teacher_bn_mode=bn_mode)
+def test_teacher_bn_statistics_update_in_train_and_bn_train_not_in_eval(quiet_trainer_kwargs: dict[str, Any]) -> None:
+    for teacher_mode, changes in (("train", True), ("bn_train", True), ("eval", False)):
+        module = reskd(distillers=[FeatureMapKD()], teacher_mode=teacher_mode)
         before = module.teacher.backbone.bn1.running_mean.clone()
         fit(module, quiet_trainer_kwargs)
         changed = not torch.equal(before, module.teacher.backbone.bn1.running_mean)
-        assert changed is changes, bn_mode
+        assert changed is changes, teacher_mode
+
+
+def tiny_swin(dim: int = 16, stochastic_depth_prob: float = 0.9) -> VideoSwin:
+    return VideoSwin(
+        NUM_CLASSES, embed_dim=dim, depths=[1, 1, 2, 1], num_heads=[1, 1, 1, 1], window_size=[2, 4, 4],
+        stochastic_depth_prob=stochastic_depth_prob,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("teacher_mode, random", [("train", True), ("bn_train", False), ("eval", False)])
+def test_only_teacher_mode_train_runs_the_swin_teachers_drop_path_and_dropout(teacher_mode: str, random: bool) -> None:
+    # official: configs/_base_/models/rkd_swinb_swins.py:36 (CVMI-Lab/ResKD): the teacher's drop_path_rate=0.1, and
+    # mmaction/models/backbones/rkd.py:57-60: the teacher runs in train mode under no_grad, so drop-path is active.
+    module = ResKDModule(
+        student=tiny_swin(), teacher=tiny_swin(32), num_classes=NUM_CLASSES, student_resolution=32,
+        teacher_resolution=64, distillers=[LogitMapKD()], teacher_mode=teacher_mode,
+    ).train()  # fmt: skip
+    clip = torch.randn(4, 3, 4, 64, 64)
+    first, second = module.teacher_forward(clip), module.teacher_forward(clip)
+    assert not first.features.requires_grad
+    assert torch.equal(first.features, second.features) is not random  # drop-path (stochastic depth)
+    assert torch.equal(first.logits, second.logits) is not random  # and the head's dropout
+    # The per-location logit maps LogitMapKD compares never use dropout (official: grkd_3d_head.py:128-130).
+    assert torch.equal(module.teacher.logit_map(first.features), module.teacher.logit_map(first.features))
+
+
+def test_deprecated_teacher_bn_mode_is_an_alias_and_contradictions_are_refused() -> None:
+    for old, new in (("train", "bn_train"), ("eval", "eval")):
+        with pytest.warns(DeprecationWarning, match=f"teacher_bn_mode: {old} is teacher_mode: {new}"):
+            module = reskd(distillers=[FeatureMapKD()], teacher_bn_mode=old)
+        assert module.teacher_mode == new
+        assert module.hparams["teacher_mode"] == new and module.hparams["teacher_bn_mode"] is None
+        with pytest.warns(DeprecationWarning):
+            assert reskd(teacher_bn_mode=old, teacher_mode=new).teacher_mode == new  # consistent: fine
+    with pytest.raises(ValueError, match=r"teacher_bn_mode='train' \(deprecated; it means teacher_mode='bn_train'\) "
+                       r"contradicts teacher_mode='train': set only teacher_mode"):
+        reskd(teacher_bn_mode="train", teacher_mode="train")
+    with pytest.raises(ValueError, match="contradicts teacher_mode='eval'"):
+        reskd(teacher_bn_mode="train", teacher_mode="eval")
+    with pytest.raises(ValueError, match=r"teacher_mode must be one of 'train', 'bn_train', 'eval', got 'bn'"):
+        reskd(teacher_mode="bn")
+
+
+@pytest.mark.parametrize("old, new", [("train", "bn_train"), ("eval", "eval")])
+def test_old_checkpoint_with_teacher_bn_mode_loads_with_load_from_checkpoint(old: str, new: str, tmp_path: Path) -> None:
+    net = functools.partial(TSN, backbone="resnet18", dropout=0.0)  # factories: kept as hyper-parameters
+    module = ResKDModule(student=net, teacher=net, num_classes=NUM_CLASSES, distillers=[FeatureMapKD()])
+    hparams = {k: v for k, v in module.hparams.items() if k not in ("teacher_mode", "teacher_weights")}
+    hparams["teacher_bn_mode"] = old  # what checkpoints written before teacher_mode hold
+    state = {k: v for k, v in module.state_dict().items() if not k.startswith("teacher.")}
+    torch.save(
+        {"state_dict": state, "hyper_parameters": hparams, "pytorch-lightning_version": pl.__version__},
+        tmp_path / "old.ckpt",
+    )
+    with pytest.warns(DeprecationWarning, match="teacher_bn_mode is deprecated"):
+        loaded = ResKDModule.load_from_checkpoint(tmp_path / "old.ckpt", weights_only=False)  # pickled factories
+    assert loaded.teacher_mode == new and loaded.teacher_weights == "all"
+    assert (bn_training_flags(loaded.teacher), other_training_flags(loaded.teacher)) == (
+        {TEACHER_MODE_FLAGS[new][0]}, {False}
+    )
+    assert torch.equal(loaded.student.cls_head.fc.weight, module.student.cls_head.fc.weight)
 
 
 def test_teacher_not_saved_in_checkpoint(tmp_path: Path, quiet_trainer_kwargs: dict[str, Any]) -> None:
@@ -192,6 +279,89 @@ def test_teacher_ckpt_mismatch_names_file_and_keys(tmp_path: Path) -> None:
     torch.save({"state_dict": {f"student.{k}": v for k, v in wrong_classes.state_dict().items()}}, tmp_path / "k7.ckpt")
     with pytest.raises(ValueError, match=r"wrong shapes.*cls_head.fc.weight: file \(7, 512\) vs model \(4, 512\)"):
         reskd(teacher_ckpt=str(tmp_path / "k7.ckpt"))
+
+
+# ------------------------------------------------------------------------------- teacher_weights: backbone
+def save_teacher_file(tmp_path: Path, num_classes: int, backbone: str = "resnet18") -> tuple[Path, TSN]:
+    """A teacher-stage checkpoint (our Lightning layout, the network under ``student.``) of another class count."""
+    teacher = TSN(num_classes, backbone=backbone, dropout=0.0, init_std=0.01)
+    path = tmp_path / f"teacher_{backbone}_k{num_classes}.ckpt"
+    torch.save({"state_dict": {f"student.{k}": v for k, v in teacher.state_dict().items()}}, path)
+    return path, teacher
+
+
+def test_teacher_weights_all_with_another_class_count_names_the_shapes_and_suggests_backbone(tmp_path: Path) -> None:
+    path, _ = save_teacher_file(tmp_path, num_classes=7)
+    with pytest.raises(ValueError) as err:
+        reskd(teacher_ckpt=str(path), distillers=[FeatureMapKD()])
+    message = str(err.value)
+    assert f"weights from {path} do not match TSN" in message
+    assert "cls_head.fc.weight: file (7, 512) vs model (4, 512)" in message
+    assert "cls_head.fc.bias: file (7,) vs model (4,)" in message
+    assert "set `teacher_weights: backbone` to load everything but the classifier" in message
+    # A mismatch outside the classifier gets no such suggestion: it would not help.
+    r34, _ = save_teacher_file(tmp_path, num_classes=NUM_CLASSES, backbone="resnet34")
+    with pytest.raises(ValueError, match="unexpected keys") as err:
+        reskd(teacher_ckpt=str(r34))
+    assert "`teacher_weights: backbone`" not in str(err.value)
+
+
+def test_teacher_weights_backbone_loads_every_key_but_the_classifier(tmp_path: Path) -> None:
+    # official: mmaction/models/backbones/rkd.py:29-37 (CVMI-Lab/ResKD): the teacher is loaded from the
+    # `backbone.*` keys of pretrained_t only (strict load_state_dict: each of them must fit).
+    path, trained = save_teacher_file(tmp_path, num_classes=7)  # e.g. a Kinetics-400 teacher, 200 student classes
+    teacher = tsn()
+    initial_head = {k: v.clone() for k, v in teacher.cls_head.state_dict().items()}
+    module = reskd(teacher=teacher, teacher_ckpt=str(path), teacher_weights="backbone", distillers=[FeatureMapKD()])
+    assert module.teacher_weights == "backbone" and module.hparams["teacher_weights"] == "backbone"
+    for key, value in trained.backbone.state_dict().items():
+        assert torch.equal(module.teacher.backbone.state_dict()[key], value), key
+    for key, value in initial_head.items():
+        assert torch.equal(module.teacher.cls_head.state_dict()[key], value), key  # as initialised
+    module.register_distiller(AttentionTransfer())  # reads feature maps only: fine
+    # Every non-classifier key is still checked: another backbone, or a file without one of its keys, raises.
+    r34, _ = save_teacher_file(tmp_path, num_classes=7, backbone="resnet34")
+    with pytest.raises(ValueError, match=r"teacher_resnet34_k7.ckpt.*\n.*unexpected keys.*backbone.layer1.2"):
+        reskd(teacher_ckpt=str(r34), teacher_weights="backbone")
+    state = torch.load(path, weights_only=True)["state_dict"]
+    del state["student.backbone.layer4.1.bn2.running_var"]
+    torch.save({"state_dict": state}, tmp_path / "incomplete.ckpt")
+    with pytest.raises(ValueError, match=r"missing keys \(1\): backbone.layer4.1.bn2.running_var"):
+        reskd(teacher_ckpt=str(tmp_path / "incomplete.ckpt"), teacher_weights="backbone")
+
+
+@pytest.mark.parametrize("make", [LogitKD, DecoupledKD, LogitMapKD])
+def test_distillers_reading_the_teachers_classifier_are_refused_with_teacher_weights_backbone(
+    make: type[DistillationLoss], tmp_path: Path
+) -> None:
+    distiller = make()
+    name, option = distiller.name, "teacher_weights='backbone'"
+    message = rf"distiller '{name}' \({make.__name__}\) reads the teacher's classifier .* {option}"
+    with pytest.raises(ValueError, match=message):
+        reskd(teacher_weights="backbone", distillers=[distiller])
+    module = reskd(teacher_weights="backbone", distillers=[FeatureMapKD()])
+    with pytest.raises(ValueError, match=message):
+        module.register_distiller(make())  # what setup() does for a distiller given as a trainer callback
+    assert [d.name for d in module.distillers] == ["feature_map_kd"]
+
+
+def test_distillers_declare_whether_they_read_the_teachers_classifier() -> None:
+    assert DistillationLoss.uses_teacher_logits is True  # a user's distiller is assumed to, unless it says not
+    for cls in (LogitKD, DecoupledKD, LogitMapKD):
+        assert cls.uses_teacher_logits is True, cls
+    for cls in (FeatureMapKD, AttentionTransfer):
+        assert cls.uses_teacher_logits is False, cls
+
+
+def test_teacher_weights_backbone_needs_a_classifier_to_leave_out_and_a_known_value(tmp_path: Path) -> None:
+    torch.save(UserTeacher().state_dict(), tmp_path / "user.pth")
+    with pytest.raises(ValueError, match=r"teacher \(UserTeacher\) has no cls_head.\* keys; use teacher_weights: all"):
+        ResKDModule(
+            student=UserStudent(), teacher=UserTeacher(), num_classes=NUM_CLASSES, teacher_ckpt=str(tmp_path / "user.pth"),
+            teacher_weights="backbone",
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="teacher_weights must be 'all' or 'backbone', got 'head'"):
+        reskd(teacher_weights="head")
 
 
 # --------------------------------------------------------------------------------------------- the step

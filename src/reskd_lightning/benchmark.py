@@ -7,7 +7,7 @@ times, on synthetic uint8 clips of the config's shape, on the current device (CU
   at its own;
 * one training step (``zero_grad``, forward, loss, backward, ``optimizer.step``) of the student alone (a
   ``ResKDModule`` without teacher around a copy of the same student), the teacher's forward pass alone
-  (``no_grad``, in the module's ``teacher_bn_mode``), and the full ResKD step (``ResKDModule.training_step``
+  (``no_grad``, in the module's ``teacher_mode``), and the full ResKD step (``ResKDModule.training_step``
   with the config's distillers, views made from the uint8 clip, backward, step).
 
 Timings are the median of ``iters`` repeats after ``warmup`` (CUDA is synchronised around each); the three
@@ -244,7 +244,7 @@ def measure_training_step(
     (uint8 ``[N, 3, T, H, W]``, see :func:`synthetic_batch`) and ``label``. Returns Timings keyed
     ``student_step`` (a teacher-less ResKDModule around a copy of the student, its views made from the uint8
     video), and, when the module has a teacher and distillers, ``teacher_forward`` (``no_grad``, in
-    ``teacher_bn_mode``, on a ready view) and ``reskd_step`` (``module.training_step``: views, student, teacher,
+    ``teacher_mode``, on a ready view) and ``reskd_step`` (``module.training_step``: views, student, teacher,
     distillers, backward, step). The measurements are interleaved repeat by repeat. Weights change: measure a
     copy if that matters.
     """
@@ -274,7 +274,7 @@ def measure_training_step(
         steps["teacher_forward"] = ("teacher forward", describe(teacher), t_res, teacher_forward)
         steps["reskd_step"] = ("ResKD step", f"{student} <- {describe(teacher)}", s_res,
                                _step_fn(module, _optimizer(module), batch, autocast_dtype))  # fmt: skip
-    module.train()  # the student trains; the teacher keeps teacher_bn_mode
+    module.train()  # the student trains; the teacher keeps teacher_mode
 
     times: dict[str, list[tuple[float, float]]] = {key: [] for key in steps}
     with warnings.catch_warnings():

@@ -1,6 +1,14 @@
-"""Evaluation metrics: top-1/top-5 accuracy, the paper's mean average precision, multi-view averaging.
+"""Evaluation metrics: top-1/top-5 and mean class accuracy, the paper's mean average precision, multi-view
+averaging, and the evaluation sampler that scores every video once on several processes.
 
-Top-k accuracy (Mini-Kinetics, Something-Something V2, Kinetics-400) is torchmetrics' ``MulticlassAccuracy``.
+Top-k accuracy (Mini-Kinetics, Something-Something V2, Kinetics-400) is torchmetrics' ``MulticlassAccuracy``
+over all videos; beside it, as the paper's configs evaluate ``metrics=['top_k_accuracy',
+'mean_class_accuracy']``, mmaction2's ``mean_class_accuracy``: the argmax prediction's accuracy per class, averaged
+over the classes that occur among the labels or the predictions (a class only predicted counts 0, a class absent
+from both is left out). ``MulticlassAccuracy(average="macro", top_k=1)`` computes exactly that (its macro mean
+weighs out the classes with ``tp + fp + fn == 0`` and gives ``0/0`` the value 0), from per-class counts summed
+over DDP ranks.
+
 mAP (ActivityNet, FCVID) is the paper's: mmaction2's ``mean_average_precision``, which the paper's configs
 evaluate with (``evaluation = dict(metrics=['mean_average_precision'])``). Per class, average precision over
 the videos; classes without a positive video are dropped; the mean over the remaining classes.
@@ -9,17 +17,27 @@ torchmetrics' ``MultilabelAveragePrecision(average="macro")`` does not compute t
 gets AP 0 (with a warning) and still counts in the mean, so on a validation set missing some class it reports
 less than the paper's number. It handles tied scores as we do. :class:`MeanAveragePrecision` keeps its
 states as torchmetrics lists reduced by concatenation, so DDP gathers every rank's videos before computing.
+
+On N processes each metric must see each video once, as mmaction2's distributed test does (it drops the
+repeats its sampler adds: ``ordered_results[:size]`` in ``collect_results``, mmaction/apis/test.py).
+Lightning's default ``DistributedSampler`` repeats videos to give every rank as many; :func:`evaluation_sampler`
+does not, and ``VideoDataModule`` uses it for its validation, test and predict loaders.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sized
 
 import torch
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.utilities import dim_zero_cat
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
 
 
 def average_precision_per_class(scores: Tensor, targets: Tensor) -> Tensor:
@@ -66,8 +84,9 @@ class MeanAveragePrecision(Metric):
     concatenation), as the paper evaluates ActivityNet and FCVID.
 
     ``update(probs [N, K], targets [N, K] multi-hot, or [N] class ids)``. Used by ``ResKDModule`` for
-    ``metric: mAP``; a video that ``DistributedSampler`` repeats to even out the ranks counts twice, as in any
-    torchmetrics metric under Lightning.
+    ``metric: mAP``. A video the loader's sampler repeats counts twice, as in any torchmetrics metric: under
+    DDP, evaluate with :func:`evaluation_sampler` (``VideoDataModule`` does), not Lightning's padding
+    ``DistributedSampler``.
     """
 
     is_differentiable = False
@@ -102,8 +121,12 @@ class MeanAveragePrecision(Metric):
 
 
 def evaluation_metrics(metric: str, num_classes: int) -> MetricCollection:
-    """The metrics of an evaluation: ``mAP`` (:class:`MeanAveragePrecision`) or, for ``accuracy``, ``acc1``
-    and ``acc5`` (top-5 only with at least 5 classes), each over all videos (micro average)."""
+    """The metrics of an evaluation, each over all videos and synced over DDP ranks.
+
+    ``mAP``: :class:`MeanAveragePrecision`. ``accuracy``: ``acc1`` and ``acc5`` (top-5 only with at least 5
+    classes; micro average: the fraction of videos right) and ``mean_class_acc``, mmaction2's
+    ``mean_class_accuracy`` (torchmetrics' macro average of top-1 accuracy; see the module's docstring).
+    """
     if metric == "mAP":
         return MetricCollection({"mAP": MeanAveragePrecision(num_classes)})
     if metric != "accuracy":
@@ -111,7 +134,38 @@ def evaluation_metrics(metric: str, num_classes: int) -> MetricCollection:
     metrics = {"acc1": MulticlassAccuracy(num_classes=num_classes, top_k=1, average="micro")}
     if num_classes >= 5:
         metrics["acc5"] = MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro")
+    metrics["mean_class_acc"] = MulticlassAccuracy(num_classes=num_classes, top_k=1, average="macro")
     return MetricCollection(metrics)
+
+
+def evaluation_sampler(dataset: Sized, trainer: "pl.Trainer | None") -> UnrepeatedDistributedSampler | None:
+    """The sampler of an evaluation (validation, test, predict) loader on several processes: rank ``r`` of ``N``
+    takes videos ``r, r + N, r + 2N, ...`` in list order, and no video is repeated, so ranks may run one batch
+    fewer (Lightning's ``UnrepeatedDistributedSampler``; Lightning keeps a loader's ``DistributedSampler``).
+    Metrics then match a one-process run's: torchmetrics states and the mAP's gathered videos hold every video
+    once, as mmaction2's distributed test (its ``collect_results`` trims the sampler's repeats).
+
+    Uneven batch counts are safe in evaluation: DDP syncs buffers on the first forward after a training step
+    only, and logged values and metrics are synced once, at the epoch's end.
+
+    None (a plain, unsharded loader) without a trainer or on one process, and when the trainer was told
+    ``use_distributed_sampler=False``. With fewer videos than processes, a rank would have no batch and the
+    others would wait for it: None as well, with a warning; Lightning's ``DistributedSampler`` then repeats
+    videos, which count twice in the metrics.
+    """
+    kwargs = trainer.distributed_sampler_kwargs if trainer is not None else None
+    if not kwargs or kwargs.get("num_replicas", 1) <= 1:
+        return None
+    # The Trainer's flag lives on its accelerator connector (no public attribute).
+    if not getattr(getattr(trainer, "_accelerator_connector", None), "use_distributed_sampler", True):
+        return None
+    if len(dataset) < kwargs["num_replicas"]:
+        rank_zero_warn(
+            f"{len(dataset)} videos to evaluate on {kwargs['num_replicas']} processes: some process would have none, "
+            "so Lightning's DistributedSampler repeats videos to give each one, and the repeats count in the metrics"
+        )
+        return None
+    return UnrepeatedDistributedSampler(dataset, shuffle=False, **kwargs)
 
 
 def average_views(logits: Tensor, num_views: int) -> Tensor:

@@ -12,21 +12,61 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_warn
+from pytorch_lightning.utilities.rank_zero import rank_zero_deprecation
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from torchmetrics import MeanMetric
 
 from .distill.base import DistillationLoss
 from .files import atomic_write
 from .metrics import average_views, evaluation_metrics
 from .models.recognizer import ModelOutput, as_model_output
-from .models.weights import load_weights
-from .optim import ParamGroups, apply_group_multipliers, cosine_per_epoch, linear_scaled_lr_factor, paper_sgd
+from .models.weights import CLASSIFIER_PREFIX, WeightsMismatchError, load_weights
+from .optim import (
+    EpochScheduleWithWarmup,
+    ParamGroups,
+    apply_group_multipliers,
+    cosine_per_epoch,
+    linear_scaled_lr_factor,
+    paper_sgd,
+)
 from .views import IMAGENET_MEAN, IMAGENET_STD, attach_views, batch_size_of
 
 ModelSpec = nn.Module | Callable[[int], nn.Module]
 
 TEACHER_PREFIX = "teacher."
 DISTILL_PREFIX = "distill_modules."
+
+TeacherMode = Literal["train", "bn_train", "eval"]
+TEACHER_MODES: tuple[str, ...] = ("train", "bn_train", "eval")
+#: The deprecated ``teacher_bn_mode`` values and the ``teacher_mode`` each meant.
+TEACHER_BN_MODE_ALIASES: dict[str, str] = {"train": "bn_train", "eval": "eval"}
+TeacherWeights = Literal["all", "backbone"]
+
+
+def resolve_teacher_mode(teacher_mode: str, teacher_bn_mode: str | None) -> str:
+    """The teacher's mode from ``teacher_mode`` and the deprecated ``teacher_bn_mode`` (old checkpoints keep it in
+    their hyper-parameters): ``teacher_bn_mode`` "train" is ``teacher_mode`` "bn_train", "eval" is "eval"; it
+    applies when ``teacher_mode`` is left at its default "bn_train", and another ``teacher_mode`` that disagrees
+    with it raises."""
+    if teacher_mode not in TEACHER_MODES:
+        raise ValueError(f"teacher_mode must be one of {', '.join(map(repr, TEACHER_MODES))}, got {teacher_mode!r}")
+    if teacher_bn_mode is None:
+        return teacher_mode
+    if teacher_bn_mode not in TEACHER_BN_MODE_ALIASES:
+        raise ValueError(f"teacher_bn_mode (deprecated) must be 'train' or 'eval', got {teacher_bn_mode!r}")
+    aliased = TEACHER_BN_MODE_ALIASES[teacher_bn_mode]
+    if teacher_mode not in ("bn_train", aliased):
+        raise ValueError(
+            f"teacher_bn_mode={teacher_bn_mode!r} (deprecated; it means teacher_mode={aliased!r}) contradicts "
+            f"teacher_mode={teacher_mode!r}: set only teacher_mode (when overriding a checkpoint's "
+            "hyper-parameters, also pass teacher_bn_mode=None)"
+        )
+    rank_zero_deprecation(
+        f"ResKDModule's teacher_bn_mode is deprecated: teacher_bn_mode: {teacher_bn_mode} is teacher_mode: {aliased} "
+        "(BatchNorm only in train mode; teacher_mode: train runs the whole teacher in train mode, as the paper's code)"
+    )
+    return aliased
 
 
 def _build(spec: ModelSpec | None, num_classes: int | None, role: str) -> nn.Module | None:
@@ -48,10 +88,25 @@ class ResKDModule(pl.LightningModule):
     baseline).
 
     The teacher is frozen: ``requires_grad_(False)``, run under ``no_grad``, out of the optimiser, and kept in
-    ``teacher_bn_mode`` across Lightning's train/eval switches ("train": BatchNorm layers keep updating their
-    statistics as in the paper's code, dropout is off; "eval": all eval). It is left out of checkpoints
-    (``save_teacher=False``) and reloaded from ``teacher_ckpt`` when the module is built again, so resuming
-    works. Validation and test run the student alone at ``student_resolution``, averaging softmax over test
+    ``teacher_mode`` across Lightning's train/eval switches (``module.train()``/``module.eval()``):
+
+    * ``"train"`` (the paper's code: ``mmaction/models/backbones/rkd.py`` of CVMI-Lab/ResKD comments out the
+      teacher's ``.eval()`` and runs it under ``no_grad``): every teacher submodule in train mode. BatchNorm normalises with the batch's statistics and updates its running statistics; dropout
+      and stochastic depth (drop-path, e.g. Video Swin's 0.1) are active, so the teacher's output is random.
+      Its classifier's dropout then also reaches the teacher's pooled ``logits`` (LogitKD, DecoupledKD read
+      them); LogitMapKD's per-location logit maps never use dropout.
+    * ``"bn_train"`` (the default): BatchNorm layers in train mode (batch statistics, running statistics
+      updated), everything else in eval mode: no dropout, no drop-path, a deterministic teacher for networks
+      without BatchNorm (Video Swin, MViT).
+    * ``"eval"``: all eval: running statistics used and left unchanged, no dropout, no drop-path.
+
+    With ``teacher_weights="backbone"`` only the teacher's backbone comes from ``teacher_ckpt`` (as the paper's
+    code loads only ``backbone.*`` keys): every key but the classifier's (``cls_head.*``) must match, and the
+    classifier stays as initialised (a teacher trained on other classes), so distillers that read the
+    teacher's classifier (``uses_teacher_logits``) are refused.
+
+    The teacher is left out of checkpoints (``save_teacher=False``) and reloaded from ``teacher_ckpt`` when the
+    module is built again, so resuming works. Validation and test run the student alone at ``student_resolution``, averaging softmax over test
     views (``video`` of shape ``[N, V, C, T, H, W]``).
 
     Batches are dicts with ``label`` and either ``clips`` (views keyed by resolution, made by
@@ -66,7 +121,12 @@ class ResKDModule(pl.LightningModule):
         student_resolution: short side of the student's view.
         teacher_resolution: short side of the teacher's view.
         teacher_ckpt: weights for the teacher: our Lightning checkpoint of a teacher-stage run or a state dict.
-        teacher_bn_mode: "train" (the paper) or "eval".
+        teacher_mode: "train" (the paper's code), "bn_train" or "eval": what runs in train mode (see above).
+        teacher_weights: "all" (every key of ``teacher_ckpt``, the classifier included) or "backbone" (all but the
+            classifier ``cls_head.*``, which stays as initialised; see above).
+        teacher_bn_mode: deprecated alias kept so that old checkpoints load: "train" is ``teacher_mode``
+            "bn_train", "eval" is "eval" (used when ``teacher_mode`` is left at "bn_train"; a contradicting
+            ``teacher_mode`` raises).
         distillers: distillation losses used in addition to those found in ``trainer.callbacks``.
         optimizer: optimiser factory for the student's (and distillers') parameters; default: the paper's SGD.
         lr_scheduler: schedule factory; default: per-epoch cosine to 0 over ``trainer.max_epochs``.
@@ -74,9 +134,9 @@ class ResKDModule(pl.LightningModule):
         mean, std: normalisation of uint8 ``video`` batches (0..255 scale).
         interpolation, antialias: how views are resized (paper: bilinear, no antialias).
         save_teacher: keep the teacher's weights in checkpoints.
-        metric: "accuracy" (top-1/top-5) or "mAP" (the paper's: per-class average precision over videos,
-            classes without positives dropped, mean; for multi-label sets such as ActivityNet and FCVID;
-            targets are multi-hot vectors or class ids).
+        metric: "accuracy" (logs ``acc1``, ``acc5`` and ``mean_class_acc``, mmaction2's mean class accuracy) or
+            "mAP" (the paper's: per-class average precision over videos, classes without positives dropped,
+            mean; for multi-label sets such as ActivityNet and FCVID; targets are multi-hot vectors or class ids).
         param_groups: how parameters are split into optimiser groups (the paper's CNN recipes: biases 2x lr and
             no weight decay, norm layers no weight decay); ``None``: one group.
         lr_base_batch_size: the global batch the configured lr is meant for (the paper: 0.01 for 64 videos); the
@@ -93,6 +153,8 @@ class ResKDModule(pl.LightningModule):
             class_path: reskd_lightning.models.TSN
             init_args: {backbone: resnet152}
           teacher_ckpt: work_dirs/tsn_r152-224_16x1_200e_anet/teacher.ckpt
+          teacher_mode: train        # the paper's code: the whole teacher in train mode
+          teacher_weights: backbone  # FeatureMapKD reads features only: the classifier may have other classes
           student_resolution: 112
           teacher_resolution: 224
         trainer:
@@ -109,7 +171,9 @@ class ResKDModule(pl.LightningModule):
         student_resolution: int = 112,
         teacher_resolution: int = 224,
         teacher_ckpt: str | None = None,
-        teacher_bn_mode: Literal["train", "eval"] = "train",
+        teacher_mode: TeacherMode = "bn_train",
+        teacher_weights: TeacherWeights = "all",
+        teacher_bn_mode: Literal["train", "eval"] | None = None,
         distillers: Sequence[DistillationLoss] = (),
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -130,8 +194,9 @@ class ResKDModule(pl.LightningModule):
             )
         if metric not in ("accuracy", "mAP"):
             raise ValueError(f"metric must be 'accuracy' or 'mAP', got {metric!r}")
-        if teacher_bn_mode not in ("train", "eval"):
-            raise ValueError(f"teacher_bn_mode must be 'train' or 'eval', got {teacher_bn_mode!r}")
+        teacher_mode = resolve_teacher_mode(teacher_mode, teacher_bn_mode)
+        if teacher_weights not in ("all", "backbone"):
+            raise ValueError(f"teacher_weights must be 'all' or 'backbone', got {teacher_weights!r}")
         for key, value in (("student_resolution", student_resolution), ("teacher_resolution", teacher_resolution)):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{key} must be a positive number of pixels, got {value!r}")
@@ -151,23 +216,20 @@ class ResKDModule(pl.LightningModule):
             if net is not None and not isinstance(net, (type, functools.partial))
         ]
         self.save_hyperparameters(ignore=unsaved + ["distillers"])
+        # Checkpoints keep the resolved mode, not the deprecated alias.
+        self.hparams["teacher_mode"], self.hparams["teacher_bn_mode"] = teacher_mode, None
 
         self.student = _build(student, num_classes, "student")
         self.teacher = _build(teacher, num_classes, "teacher")
         self.num_classes = num_classes or getattr(self.student, "num_classes", None)
         if self.num_classes is None:
             raise ValueError("num_classes is not given and the student has no `num_classes` attribute")
+        self.teacher_mode = teacher_mode
+        self.teacher_weights = teacher_weights
         if self.teacher is not None:
             if teacher_ckpt:
-                try:
-                    load_weights(self.teacher, teacher_ckpt)
-                except FileNotFoundError as err:
-                    raise FileNotFoundError(
-                        f"teacher_ckpt {teacher_ckpt!r} does not exist: train the teacher stage first (a `reskd fit` "
-                        "run without a teacher writes it) or point teacher_ckpt at a state dict of the teacher"
-                    ) from err
+                self._load_teacher(teacher_ckpt)
             self.teacher.requires_grad_(False)
-        self.teacher_bn_mode = teacher_bn_mode
         self.student_resolution = student_resolution
         self.teacher_resolution = teacher_resolution
         self.optimizer_factory = optimizer
@@ -189,9 +251,13 @@ class ResKDModule(pl.LightningModule):
             self.register_distiller(distiller)
 
         self.metric = metric
-        # top-1/top-5, or the paper's mAP (classes without positives dropped); synced over DDP ranks.
+        # top-1/top-5 and mean class accuracy, or the paper's mAP (classes without positives dropped); synced
+        # over DDP ranks, each video counted once (VideoDataModule's evaluation_sampler).
         self.val_metrics = evaluation_metrics(metric, self.num_classes).clone(prefix="val/")
         self.test_metrics = self.val_metrics.clone(prefix="test/")
+        # val/loss: the mean over all videos, from sums that add up over ranks. Lightning's own sync_dist mean
+        # floors its integer video count when ranks hold different numbers of videos (Lightning issue #21859).
+        self.val_loss = MeanMetric()
         self._apply_teacher_mode()
 
     # ----------------------------------------------------------------------------------------- distillers
@@ -213,6 +279,13 @@ class ResKDModule(pl.LightningModule):
             )
         if self.teacher is None:
             raise ValueError(f"distiller {distiller.name!r} needs a teacher, but ResKDModule has teacher=None")
+        if self.teacher_weights == "backbone" and distiller.uses_teacher_logits:
+            raise ValueError(
+                f"distiller {distiller.name!r} ({type(distiller).__name__}) reads the teacher's classifier "
+                "(uses_teacher_logits=True), but ResKDModule has teacher_weights='backbone', which leaves the "
+                "teacher's classifier as initialised: use teacher_weights: all with a teacher checkpoint of "
+                f"{self.num_classes} classes, or distillers that read only features (FeatureMapKD, AttentionTransfer)"
+            )
         distiller.bind(self)
         learnable = distiller.learnable_modules()
         if learnable is not None:
@@ -264,17 +337,48 @@ class ResKDModule(pl.LightningModule):
             distiller.update_progress(self.global_step, self.current_epoch + fraction, total_steps, total_epochs)
 
     # ---------------------------------------------------------------------------------------------- teacher
+    def _load_teacher(self, teacher_ckpt: str) -> None:
+        """``teacher_ckpt`` into the teacher: every key, or all but the classifier (``teacher_weights``)."""
+        assert self.teacher is not None
+        skip: tuple[str, ...] = ()
+        if self.teacher_weights == "backbone":
+            if not any(k.startswith(CLASSIFIER_PREFIX) for k in self.teacher.state_dict()):
+                raise ValueError(
+                    f"teacher_weights='backbone' loads all but the teacher's classifier, but the teacher "
+                    f"({type(self.teacher).__name__}) has no {CLASSIFIER_PREFIX}* keys; use teacher_weights: all"
+                )
+            skip = (CLASSIFIER_PREFIX,)
+        try:
+            load_weights(self.teacher, teacher_ckpt, skip=skip)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(
+                f"teacher_ckpt {teacher_ckpt!r} does not exist: train the teacher stage first (a `reskd fit` "
+                "run without a teacher writes it) or point teacher_ckpt at a state dict of the teacher"
+            ) from err
+        except WeightsMismatchError as err:
+            if not any(k.startswith(CLASSIFIER_PREFIX) for k in err.keys):
+                raise
+            raise ValueError(
+                f"{err}\nThe teacher's classifier ({CLASSIFIER_PREFIX}*) in {teacher_ckpt} does not fit the teacher "
+                f"built for {getattr(self.teacher, 'num_classes', self.num_classes)} classes. If the distillers only read the teacher's features "
+                "(FeatureMapKD, AttentionTransfer; the paper's CNN recipes load only the teacher's backbone), set "
+                "`teacher_weights: backbone` to load everything but the classifier."
+            ) from err
+
     def _apply_teacher_mode(self) -> None:
         if self.teacher is None:
             return
+        if self.teacher_mode == "train":
+            self.teacher.train()
+            return
         self.teacher.eval()
-        if self.teacher_bn_mode == "train":
+        if self.teacher_mode == "bn_train":
             for m in self.teacher.modules():
                 if isinstance(m, _BatchNorm):
                     m.train()
 
     def train(self, mode: bool = True) -> "ResKDModule":
-        """Switch the student's mode; the teacher stays in ``teacher_bn_mode`` whatever Lightning asks."""
+        """Switch the student's mode; the teacher stays in ``teacher_mode`` whatever Lightning asks."""
         super().train(mode)
         self._apply_teacher_mode()
         return self
@@ -352,6 +456,11 @@ class ResKDModule(pl.LightningModule):
             return average_views(self(clip.flatten(0, 1)).logits, num_views=clip.shape[1])
         return average_views(self(clip).logits, num_views=1)
 
+    def on_validation_epoch_start(self) -> None:
+        # MeanMetric adds to its state tensors in place, and under ddp_spawn on CPU the workers' copies share those
+        # tensors' memory with the launching process: fresh ones each epoch keep a later run from inheriting sums.
+        self.val_loss.reset()
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         probs = self._eval_logits(batch)
         target, loss_target = self._targets(batch)
@@ -360,7 +469,8 @@ class ResKDModule(pl.LightningModule):
         )  # fmt: skip
         self.val_metrics.update(probs, target)
         n = probs.shape[0]
-        self.log("val/loss", loss, on_epoch=True, sync_dist=True, batch_size=n)
+        self.val_loss.update(loss.detach(), weight=n)
+        self.log("val/loss", self.val_loss, on_epoch=True, batch_size=n)
         self.log_dict(self.val_metrics, on_epoch=True, prog_bar=True, batch_size=n)
         self._log_failed_videos(batch, "val")
 
@@ -404,6 +514,17 @@ class ResKDModule(pl.LightningModule):
             )
         return per_device * trainer.world_size * trainer.accumulate_grad_batches
 
+    def _optimizer_steps_per_epoch(self) -> int | None:
+        """Optimiser steps in one training epoch of the attached trainer (None without a trainer or an epoch budget)."""
+        trainer = self._trainer
+        max_epochs = getattr(trainer, "max_epochs", None)
+        if trainer is None or not max_epochs or max_epochs < 1:
+            return None
+        total = trainer.estimated_stepping_batches
+        if total in (None, float("inf")):
+            return None
+        return max(1, int(total) // max_epochs)
+
     def configure_optimizers(self) -> Any:
         if self.param_groups is not None:
             params: Any = self.param_groups({"student": self.student, "distill_modules": self.distill_modules})
@@ -421,6 +542,11 @@ class ResKDModule(pl.LightningModule):
         apply_group_multipliers(optimizer, lr_scale=lr_scale)
         if self.lr_scheduler_factory is not None:
             scheduler = self.lr_scheduler_factory(optimizer)
+            steps_per_epoch = self._optimizer_steps_per_epoch()
+            if isinstance(scheduler, EpochScheduleWithWarmup) and steps_per_epoch is not None:
+                # mmcv's warm-up moves at every iteration, the regular schedule at every epoch
+                scheduler.step_per_iteration(steps_per_epoch)
+                return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
         else:
             max_epochs = self.trainer.max_epochs if self._trainer is not None else None
             if not max_epochs or max_epochs < 0:

@@ -38,12 +38,14 @@ class VideoPredictionWriter(pl.Callback):
     ``top5_ids`` and ``top5_scores`` (the ``top_k`` most probable classes, the view-averaged softmax, most
     probable first) and, when the DataModule names its classes, ``top5_names`` (``|``-separated).
 
-    Rows are sorted by dataset index, once per video: the copies ``DistributedSampler`` adds to even out the
-    ranks are dropped after every rank's rows are gathered. Rank 0 writes the file atomically (a temporary file
-    renamed into place), to ``path``, or to ``<trainer.log_dir or default_root_dir>/predictions_<stage>.csv``
-    (``predictions_<stage>_<i>.csv`` for the ``i``-th of several dataloaders). ``reskd test`` and
-    ``reskd predict`` add one when the config has none. The module's step must return a dict with ``probs``
-    ``[N, K]`` and preferably ``index`` ``[N]`` and ``label`` (``[N]`` ids or ``[N, K]`` multi-hot).
+    Rows are sorted by dataset index, once per video: ``VideoDataModule`` gives each video to one rank
+    (:func:`~reskd_lightning.metrics.evaluation_sampler`), and the copies a padding ``DistributedSampler`` adds
+    to even out the ranks (another DataModule's loader) are dropped after every rank's rows are gathered.
+    Rank 0 writes the file atomically (a temporary file renamed into place), to ``path``, or to
+    ``<trainer.log_dir or default_root_dir>/predictions_<stage>.csv`` (``predictions_<stage>_<i>.csv`` for the
+    ``i``-th of several dataloaders). ``reskd test`` and ``reskd predict`` add one when the config has none. The
+    module's step must return a dict with ``probs`` ``[N, K]`` and preferably ``index`` ``[N]`` and ``label``
+    (``[N]`` ids or ``[N, K]`` multi-hot).
 
     Args:
         path: CSV file to write; None: the default above.
@@ -167,7 +169,7 @@ class VideoPredictionWriter(pl.Callback):
                 index, probs = index[order], probs[order]
                 labels = labels[order] if labels is not None else None
                 first = torch.ones(len(index), dtype=torch.bool)
-                first[1:] = index[1:] != index[:-1]  # DistributedSampler's padding repeats videos
+                first[1:] = index[1:] != index[:-1]  # a padding DistributedSampler repeats videos
                 index, probs = index[first], probs[first]
                 labels = labels[first] if labels is not None else None
                 names = _video_names(trainer, getattr(loader, "dataset", None), index.tolist())

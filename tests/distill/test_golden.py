@@ -263,6 +263,28 @@ def ref_logit_map_kd_batchmean() -> float:
     return float(kl_rows(p_t, np.exp(log_softmax(rows(s_map)))).mean() * 4)
 
 
+def ref_logit_map_kd_mean_official() -> float:
+    """The official Swin head's expression, in its own order: upsample the student's *feature* map, then apply
+    each network's classifier at every location (no dropout), then ``w_loss_kd * T * T * nn.KLDivLoss()`` whose
+    ``reduction='mean'`` averages over locations x classes (without ``w_loss_kd``: the weight is applied by the
+    module)."""
+    student_head, teacher_head, s, t = heads_and_maps(5)
+    temperature = 2.0  # official: mmaction/models/heads/grkd_3d_head.py:123 (CVMI-Lab/ResKD): T = 2
+    # official: mmaction/models/backbones/rkd.py:64-67 (CVMI-Lab/ResKD): the student's [N, C, T, h, w] features
+    # reshaped to [N*C, T, h, w] and F.interpolate(size=(7, 7), mode='bilinear') (align_corners=False).
+    rebuild_x = bilinear(np64(s), (7, 7))
+    # official: grkd_3d_head.py:124-130: permute to channels last, flatten locations, fc_cls / fc_cls_t per row.
+    rows = lambda f: np.moveaxis(f, 1, -1).reshape(-1, f.shape[1])  # noqa: E731
+    logit_map = rows(rebuild_x) @ np64(student_head.fc.weight).T + np64(student_head.fc.bias)
+    logit_map_t = rows(np64(t)) @ np64(teacher_head.fc.weight).T + np64(teacher_head.fc.bias)
+    # official: grkd_3d_head.py:45 nn.KLDivLoss(reduction='mean') and :131 T * T * kd_loss(log_softmax(logit_map / T,
+    # dim=1), softmax(logit_map_t / T, dim=1)): mean of target * (log(target) - input) over every element.
+    log_p_s = log_softmax(logit_map / temperature)
+    p_t = np.exp(log_softmax(logit_map_t / temperature))
+    pointwise = p_t * (np.log(p_t) - log_p_s)
+    return float(temperature * temperature * pointwise.mean())
+
+
 def ref_decoupled_kd(alpha: float, beta: float, temperature: float) -> float:
     """The reference implementation's ``dkd_loss`` (mdistiller), step by step."""
     s, t, labels = class_logits(6)
@@ -294,11 +316,23 @@ REFERENCES: dict[str, Callable[[], float]] = {
     "feature_map_kd/last_map": ref_feature_map_kd_last_map,
     "logit_kd/T4": ref_logit_kd_t4,
     "logit_map_kd/batchmean": ref_logit_map_kd_batchmean,
+    "logit_map_kd/mean": ref_logit_map_kd_mean_official,
     "decoupled_kd/default": lambda: ref_decoupled_kd(1.0, 8.0, 4.0),
     "decoupled_kd/alpha2_beta0.5_T2": lambda: ref_decoupled_kd(2.0, 0.5, 2.0),
     "attention_transfer/last_map": ref_attention_transfer_last_map,
     "attention_transfer/two_stages": ref_attention_transfer_two_stages,
 }
+
+
+def test_logit_map_kd_default_is_the_official_value_and_batchmean_is_k_times_it(golden: dict[str, float]) -> None:
+    # official: mmaction/models/heads/grkd_3d_head.py:131 (CVMI-Lab/ResKD): w_loss_kd * T * T * nn.KLDivLoss()(...),
+    # mean over locations x classes; T = 2 (grkd_3d_head.py:123).
+    assert LogitMapKD().reduction == "mean" and LogitMapKD().temperature == 2.0
+    # official: configs/myconfig/rkd/rkd_swins_32x2x1_60e_k400.py:7 (CVMI-Lab/ResKD): w_loss_kd=200.0
+    assert LogitMapKD().weight == 200.0
+    assert golden["logit_map_kd/mean"] == pytest.approx(ref_logit_map_kd_mean_official(), rel=1e-5)
+    num_classes = 5  # heads_and_maps: 5 classes
+    assert golden["logit_map_kd/batchmean"] == pytest.approx(num_classes * golden["logit_map_kd/mean"], rel=1e-5)
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))

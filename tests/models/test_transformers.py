@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
+import inspect
 import re
+import threading
 import urllib.error
 from pathlib import Path
 from typing import Iterator
@@ -78,6 +82,35 @@ def test_tiny_swin_and_mvit_train_at_low_resolution() -> None:
     assert swin.backbone.features[0][0].attn.relative_position_bias_table.grad.abs().sum() > 0
     assert mvit.backbone.blocks[0].attn.rel_pos_h.grad.abs().sum() > 0
     assert mvit.backbone.blocks[0].attn.rel_pos_h.shape[0] == 2 * 28 - 1  # sized for 112 px: 28 tokens a side
+
+
+def test_swin_classifier_starts_as_the_papers_head_std_0_01_and_zero_bias() -> None:
+    # official: mmaction/models/heads/grkd_3d_head.py:35 (CVMI-Lab/ResKD): init_std=0.01 (the configs keep it), and
+    # :65 normal_init(self.fc_cls, std=self.init_std): mmcv's normal_init draws N(0, std) weights and sets bias=0.
+    assert inspect.signature(VideoSwin).parameters["init_std"].default == 0.01
+    tiny = dict(embed_dim=32, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1))
+    for model in (VideoSwin(400, **tiny), build_model("swin3d_s", num_classes=400, **tiny)):
+        weight, bias = model.cls_head.fc.weight, model.cls_head.fc.bias
+        assert weight.shape == (400, 256)
+        assert weight.std().item() == pytest.approx(0.01, rel=0.02) and abs(weight.mean().item()) < 1e-3
+        assert torch.equal(bias, torch.zeros(400))
+
+
+def test_swin_stochastic_depth_follows_the_papers_rule_and_is_active_in_train_mode_only() -> None:
+    model = VideoSwin(3, embed_dim=8, depths=(1, 1, 2, 1), num_heads=(1, 1, 2, 2), stochastic_depth_prob=0.5)
+    # official: mmaction/models/backbones/swin_transformer.py:526 (CVMI-Lab/ResKD):
+    # dpr = torch.linspace(0, drop_path_rate, sum(depths)), one rate per block in order (DropPath per sample).
+    rates = [m.p for m in model.modules() if isinstance(m, torchvision.ops.StochasticDepth)]
+    assert rates == pytest.approx(torch.linspace(0, 0.5, 5).tolist())
+    assert all(m.mode == "row" for m in model.modules() if isinstance(m, torchvision.ops.StochasticDepth))
+    # official: configs/_base_/models/rkd_swinb_swins.py:21,36 (CVMI-Lab/ResKD): drop_path_rate=0.1 for both.
+    assert inspect.signature(VideoSwin).parameters["stochastic_depth_prob"].default == 0.1
+    x = clip(64, frames=4, batch=4)
+    with torch.no_grad():
+        model.train()
+        assert not torch.equal(model.forward_features(x), model.forward_features(x))
+        model.eval()
+        assert torch.equal(model.forward_features(x), model.forward_features(x))
 
 
 def test_registry_and_constructors_name_the_bad_value_and_the_known_ones() -> None:
@@ -245,6 +278,23 @@ def test_swin_inflates_a_2d_swin_state_dict_and_an_original_swin_checkpoint_from
             assert torch.equal(from_original.state_dict()[key], value), key
     proj = from_original.backbone.patch_embed.proj.weight
     assert torch.allclose(proj, image_swin.features[0][0].weight.unsqueeze(2).expand_as(proj) / 2)
+
+    # The same file by its address, as the Swin-B teacher recipe names the Swin release's ImageNet-22K weights:
+    # downloaded (here from a server on loopback) into torch's hub cache, then loaded as the local file.
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+            url = f"http://127.0.0.1:{server.server_address[1]}/swin_tiny_patch4_window7_224.pth"
+            from_url = VideoSwin(3, pretrained=url, **tiny)
+    finally:
+        server.shutdown()
+    assert (tmp_path / "torch_home" / "hub" / "checkpoints" / "swin_tiny_patch4_window7_224.pth").is_file()
+    for key, value in from_original.state_dict().items():
+        if not key.startswith("cls_head."):
+            assert torch.equal(from_url.state_dict()[key], value), key
 
 
 # ----------------------------------------------------------------------------------------------- MViT weights

@@ -85,6 +85,8 @@ class AttentionTransfer(DistillationLoss):
                 stages: [backbone.layer2, backbone.layer3, backbone.layer4]
     """
 
+    uses_teacher_logits = False  # feature maps only: a teacher without its classifier will do
+
     def __init__(
         self,
         weight: float = 500.0,

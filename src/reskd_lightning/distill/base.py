@@ -39,11 +39,20 @@ class DistillationLoss(pl.Callback):
     Subclasses implement :meth:`forward`. ``name`` makes an instance unique (its ``state_key``), so two
     instances of one class coexist when their names differ.
 
+    Teacher's classifier: :attr:`uses_teacher_logits` says whether the term reads the teacher's classifier
+    (its ``logits``, or its logit map as LogitMapKD). It is ``True`` unless a subclass says otherwise, the safe
+    default for a user's distiller: a module whose teacher classifier is not loaded
+    (``ResKDModule(teacher_weights="backbone")``) refuses such a distiller rather than let it learn from a
+    random classifier. A distiller that reads only feature maps or taps sets ``uses_teacher_logits = False``.
+
     Args:
         weight: multiplier of the term in the total loss (>= 0).
         name: the name the term is logged and checkpointed under; defaults to the class name in snake case.
         weight_schedule: how the weight changes over training; ``None``: constant.
     """
+
+    #: Whether :meth:`forward` reads the teacher's classifier output (logits or logit maps); see above.
+    uses_teacher_logits: bool = True
 
     def __init__(self, weight: float = 1.0, name: str | None = None, weight_schedule: Schedule | None = None) -> None:
         super().__init__()
@@ -149,6 +158,8 @@ class SoftTargetLoss(DistillationLoss):
         temperature: softening temperature ``T`` (> 0).
         temperature_schedule: how the temperature changes over training (a factor of ``temperature``).
     """
+
+    uses_teacher_logits = True  # soft targets come from the teacher's classifier
 
     def __init__(
         self,

@@ -88,6 +88,8 @@ class FeatureMapKD(DistillationLoss):
               init_args: {weight: 50, stage: backbone.layer3, adapter: true}
     """
 
+    uses_teacher_logits = False  # feature maps only: a teacher without its classifier will do
+
     def __init__(
         self,
         weight: float = 100.0,

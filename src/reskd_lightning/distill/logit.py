@@ -83,14 +83,28 @@ class LogitMapKD(SoftTargetLoss):
     spatial size (e.g. 4x4 at 112 px -> 7x7 at 224 px), and the two are compared location by location by
     the KL divergence of their temperature-softened class distributions.
 
-    Reductions: ``"mean"`` (the paper's: the pointwise KL averaged over every location and class, no ``T^2``;
-    with weight 200) or ``"batchmean"`` (KL summed over classes, averaged over locations, times ``T^2`` as in
-    Hinton's KD).
+    Reductions, over the ``L = N * T * h * w`` locations (at the teacher's size) and ``K`` classes, with
+    ``p_t = softmax(t / T)`` and ``log p_s = log_softmax(s / T)`` per location:
+
+    * ``"mean"`` (the paper's code): ``T^2 * sum(p_t * (log p_t - log p_s)) / (L * K)``, the pointwise KL
+      averaged over every location *and* class (``nn.KLDivLoss()``'s element-wise mean), times ``T^2``. The
+      official Swin head computes ``w * T * T * nn.KLDivLoss()(log_softmax(fc_s(up(f_s)) / T),
+      softmax(fc_t(f_t) / T))`` with ``T = 2`` and ``w = 200`` (``mmaction/models/heads/grkd_3d_head.py``
+      lines 123-132 and ``configs/myconfig/rkd/rkd_swins_32x2x1_60e_k400.py`` of CVMI-Lab/ResKD).
+    * ``"batchmean"``: ``T^2 * sum(p_t * (log p_t - log p_s)) / L``, the KL of each location's distributions
+      (summed over classes) averaged over locations, times ``T^2``: Hinton's KD at every location. It is
+      ``K`` times ``"mean"``, so a weight meant for ``"mean"`` must be divided by ``K`` (200 / 400 = 0.5 for
+      Kinetics-400) to give the same loss.
+
+    The official code upsamples the student's feature map (bilinear, ``align_corners=False``) and then applies
+    the classifier; this upsamples the student's logit map instead, which is the same (the classifier is
+    linear and the bilinear weights of each output location sum to 1). Both classifiers are applied without
+    dropout, as in the official head.
 
     Args:
-        weight: multiplier of the term (200 in the paper).
+        weight: multiplier of the term (200 in the paper's Swin-B -> Swin-S recipe).
         temperature: softening temperature ``T`` (2 in the paper).
-        reduction: "mean" or "batchmean" (see above).
+        reduction: "mean" (the paper's) or "batchmean" (see above).
         mode: interpolation used to upsample the student's logit map.
         name: log/checkpoint name (``train/distill/<name>``).
         weight_schedule, temperature_schedule: how the weight and the temperature change over training.
@@ -152,7 +166,14 @@ def logit_map_kl(
     student_map: Tensor, teacher_map: Tensor, temperature: float, reduction: str = "mean", mode: str = "bilinear",
     where: str = "logit_map_kd",
 ) -> Tensor:  # fmt: skip
-    """KL between per-location class distributions of two logit maps ``[N, K, T, h, w]`` (see LogitMapKD)."""
+    """``T^2`` times the KL between per-location class distributions of two logit maps ``[N, K, T, h, w]``.
+
+    The student's map is upsampled to the teacher's ``h, w`` with ``mode``; ``reduction`` ``"mean"`` (the paper's
+    code) averages over locations x classes, ``"batchmean"`` sums over classes and averages over locations
+    (``K`` times larger); see :class:`LogitMapKD`.
+    """
+    if reduction not in ("mean", "batchmean"):
+        raise ValueError(f"{where}: reduction must be 'mean' or 'batchmean', got {reduction!r}")
     if student_map.shape[:3] != teacher_map.shape[:3]:
         raise ValueError(
             f"{where}: the logit maps must agree in batch, classes and frames; got student {tuple(student_map.shape)} "
@@ -162,6 +183,7 @@ def logit_map_kl(
     k = s.shape[1]
     log_p_s = F.log_softmax(s.movedim(1, -1).reshape(-1, k) / temperature, dim=-1)
     log_p_t = F.log_softmax(teacher_map.detach().float().movedim(1, -1).reshape(-1, k) / temperature, dim=-1)
-    if reduction == "mean":  # over locations x classes (torch's own "mean" warns it will change meaning)
-        return F.kl_div(log_p_s, log_p_t, log_target=True, reduction="sum") / log_p_s.numel()
-    return F.kl_div(log_p_s, log_p_t, log_target=True, reduction="batchmean") * temperature**2
+    # official: mmaction/models/heads/grkd_3d_head.py:131 (CVMI-Lab/ResKD): w * T * T * nn.KLDivLoss()(...), whose
+    # "mean" is over locations x classes. Summed here and divided, as torch's own "mean" warns it will change.
+    kl = F.kl_div(log_p_s, log_p_t, log_target=True, reduction="sum") * temperature**2
+    return kl / log_p_s.numel() if reduction == "mean" else kl / log_p_s.shape[0]

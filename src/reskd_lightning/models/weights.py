@@ -39,12 +39,20 @@ STATE_KEYS: tuple[str, ...] = ("state_dict", "model_state")
 WEIGHT_FILE_SUFFIXES: frozenset[str] = frozenset({".pth", ".pt", ".ckpt", ".bin", ".pyth", ".pkl", ".tar"})
 
 
+def is_url(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is an http(s) address (a released checkpoint), not a local file."""
+    return str(path).startswith(("http://", "https://"))
+
+
 def load_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
     """Read a checkpoint file on the CPU. Tensors-only files load with ``weights_only=True``.
 
-    Lightning checkpoints may hold pickled hyper-parameters; those are loaded with ``weights_only=False``,
-    so only load files you trust.
+    An http(s) address is downloaded once into torch's hub cache (``$TORCH_HOME/hub/checkpoints``), as
+    torchvision's weights are, and read from there (tensors only). Lightning checkpoints may hold pickled
+    hyper-parameters; those are loaded with ``weights_only=False``, so only load files you trust.
     """
+    if is_url(path):
+        return torch.hub.load_state_dict_from_url(str(path), map_location="cpu", weights_only=True)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
@@ -78,6 +86,40 @@ def extract_state_dict(
     return tensors
 
 
+#: Where every network of the library keeps its classifier (``ClsHead``): the part that depends on the classes.
+CLASSIFIER_PREFIX = "cls_head."
+
+
+class WeightsMismatchError(ValueError):
+    """Weights that do not fit a module: the message names ``source`` and the keys; the attributes list them.
+
+    Attributes:
+        source: where the weights came from (a path, a weight name).
+        missing: the module's keys the weights lack.
+        unexpected: the weights' keys the module lacks.
+        wrong_shapes: keys in both with different shapes, ``key -> (file shape, model shape)``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        source: str,
+        missing: list[str],
+        unexpected: list[str],
+        wrong_shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]],
+    ) -> None:
+        super().__init__(message)
+        self.source = source
+        self.missing = missing
+        self.unexpected = unexpected
+        self.wrong_shapes = wrong_shapes
+
+    @property
+    def keys(self) -> list[str]:
+        """Every key that does not fit: missing, unexpected or wrongly shaped."""
+        return self.missing + self.unexpected + list(self.wrong_shapes)
+
+
 def _preview(keys: Iterable[str], limit: int = 8) -> str:
     keys = sorted(keys)
     shown = ", ".join(keys[:limit])
@@ -90,23 +132,29 @@ def load_state_dict_checked(
     source: str,
     ignore_missing: Iterable[str] = (),
     ignore_unexpected: Iterable[str] = (),
+    skip: Iterable[str] = (),
 ) -> None:
     """Load ``state_dict`` into ``module``; any missing, unexpected or wrongly shaped key raises.
 
-    ``ignore_missing``/``ignore_unexpected`` are key prefixes that may legitimately differ (for example a
-    classifier that is re-initialised for a new number of classes). The error names ``source`` and the keys.
+    ``ignore_missing``/``ignore_unexpected`` are key prefixes that may legitimately differ. ``skip`` are key
+    prefixes left out altogether: the file's keys under them are neither checked nor loaded and the module's
+    stay as they are (for example a classifier kept as initialised for a new number of classes). The error, a
+    :class:`WeightsMismatchError`, names ``source`` and the keys.
     """
-    ignore_missing, ignore_unexpected = tuple(ignore_missing), tuple(ignore_unexpected)
+    ignore_missing, ignore_unexpected, skip = tuple(ignore_missing), tuple(ignore_unexpected), tuple(skip)
+    if skip:
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith(skip)}
+        ignore_missing += skip
     own = module.state_dict()
     missing = [k for k in own if k not in state_dict and not (ignore_missing and k.startswith(ignore_missing))]
     unexpected = [
         k for k in state_dict if k not in own and not (ignore_unexpected and k.startswith(ignore_unexpected))
     ]
-    shapes = [
-        f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+    shapes = {
+        k: (tuple(state_dict[k].shape), tuple(own[k].shape))
         for k in own
         if k in state_dict and state_dict[k].shape != own[k].shape
-    ]
+    }
     if missing or unexpected or shapes:
         parts = [f"weights from {source} do not match {type(module).__name__}:"]
         if missing:
@@ -114,8 +162,9 @@ def load_state_dict_checked(
         if unexpected:
             parts.append(f"  unexpected keys ({len(unexpected)}): {_preview(unexpected)}")
         if shapes:
-            parts.append(f"  wrong shapes ({len(shapes)}): {'; '.join(shapes[:8])}")
-        raise ValueError("\n".join(parts))
+            shown = [f"{k}: file {file} vs model {model}" for k, (file, model) in list(shapes.items())[:8]]
+            parts.append(f"  wrong shapes ({len(shapes)}): {'; '.join(shown)}")
+        raise WeightsMismatchError("\n".join(parts), source, missing, unexpected, shapes)
     module.load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=False)
 
 
@@ -157,19 +206,21 @@ def load_weights(
     ignore_missing: Iterable[str] = (),
     ignore_unexpected: Iterable[str] = (),
     convert: Converter | None = None,
+    skip: Iterable[str] = (),
 ) -> None:
     """Load a local file into ``module``, checking every key.
 
     The file may be a plain state dict, a Lightning checkpoint, or an mmaction2 checkpoint (converted by the
     module's ``convert_mmaction_state_dict``; a module without one is refused). ``convert`` maps any other
-    foreign layout onto the module's names. The classifier must match, unless ``ignore_*`` name it.
+    foreign layout onto the module's names. The classifier must match, unless ``skip`` (or ``ignore_*``) names
+    it (see :func:`load_state_dict_checked`).
     """
     state = read_weights(module, path, prefixes, convert)
-    load_state_dict_checked(module, state, str(path), ignore_missing, ignore_unexpected)
+    load_state_dict_checked(module, state, str(path), ignore_missing, ignore_unexpected, skip)
 
 
 def load_pretrained(
-    module: nn.Module, state: Mapping[str, Tensor], source: str, head_prefix: str = "cls_head."
+    module: nn.Module, state: Mapping[str, Tensor], source: str, head_prefix: str = CLASSIFIER_PREFIX
 ) -> None:
     """Initialise ``module`` from pretrained weights already in its layout.
 
@@ -187,8 +238,7 @@ def load_pretrained(
             shapes = {k: tuple(v.shape) for k, v in own_head.items()}
             _log.info("%s: the classifier in %s does not fit %s; it stays as initialised", type(module).__name__,
                       source, shapes)
-        state = {k: v for k, v in state.items() if not k.startswith(head_prefix)}
-    load_state_dict_checked(module, state, source, ignore_missing=() if same_head else (head_prefix,))
+    load_state_dict_checked(module, state, source, skip=() if same_head else (head_prefix,))
 
 
 def remap_keys(state: Mapping[str, Tensor], prefixes: Mapping[str, str | None]) -> StateDict:

@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import torch.nn.functional as F
-from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchvision.models.video.mvit import MSBlockConfig, MViT
 
 from ..heads import ClsHead
 from ..recognizer import VideoRecognizer
 from ..registry import register_model
-from ..weights import extract_state_dict, load_checkpoint, load_state_dict_checked, torchvision_state_dict
+from ..weights import extract_state_dict, load_checkpoint, torchvision_state_dict
+from ..weights import load_pretrained as load_pretrained_state
 
 #: torchvision's MViT v2 variants: stem width, blocks per stage and heads per stage (widths double per stage).
 MVIT_V2_ARCHS: dict[str, dict[str, object]] = {
@@ -246,16 +246,7 @@ class MViTv2(VideoRecognizer):
             # torchvision's classifier reads the class token, ours the pooled tokens: it is not reused.
             state = {f"backbone.{k}": v for k, v in state.items() if not k.startswith("head.")}
         state = self.resize_state_dict(state)
-        file_fc = state.get("cls_head.fc.weight")
-        keep_classifier = file_fc is not None and file_fc.shape == self.cls_head.fc.weight.shape
-        if not keep_classifier:
-            if file_fc is not None:
-                rank_zero_info(
-                    f"{source}: classifier of shape {tuple(file_fc.shape)} does not fit {self.num_classes} classes; "
-                    "using a new classifier"
-                )
-            state = {k: v for k, v in state.items() if not k.startswith("cls_head.")}
-        load_state_dict_checked(self, state, source, ignore_missing=() if keep_classifier else ("cls_head.",))
+        load_pretrained_state(self, state, source)  # a classifier of another size leaves ours as initialised
 
 
 @register_model("mvit_v2_s")

@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import torch.nn.functional as F
-from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor, nn
 from torchvision.models.video.swin_transformer import SwinTransformer3d
 
 from ..heads import ClsHead
 from ..recognizer import VideoRecognizer
 from ..registry import register_model
-from ..weights import extract_state_dict, load_checkpoint, load_state_dict_checked, torchvision_state_dict
+from ..weights import extract_state_dict, load_checkpoint, torchvision_state_dict
+from ..weights import load_pretrained as load_pretrained_state
 
 #: torchvision's Video Swin variants: widths, depths and heads (patch 2x4x4, window 8x7x7 for all).
 SWIN3D_ARCHS: dict[str, dict[str, object]] = {
@@ -58,6 +58,8 @@ def _torchvision_name(backbone: str, pretrained: str) -> str:
 
 
 def _is_file(pretrained: str) -> bool:
+    """A local file or an http(s) address of one (e.g. the Swin release's ImageNet-22K Swin-B), not a torchvision
+    weight name."""
     return Path(pretrained).suffix in _FILE_SUFFIXES or Path(pretrained).exists() or "/" in pretrained
 
 
@@ -132,11 +134,15 @@ class VideoSwin(VideoRecognizer):
             ``KINETICS400_IMAGENET22K_V1`` for ``swin3d_b``), or the 2-D ImageNet Swin ``IMAGENET1K_V1``, which is
             inflated to 3-D; or a local file: a checkpoint of this model, an mmaction2 / original Video Swin
             checkpoint (the paper's teachers), a torchvision ``swin3d_*`` or 2-D ``swin_*`` state dict, or an
-            original 2-D Swin ImageNet checkpoint (``{"model": ...}``, inflated). A classifier in the weights is
-            kept when it has ``num_classes`` outputs and is new otherwise; ImageNet classifiers are never kept.
+            original 2-D Swin ImageNet checkpoint (``{"model": ...}``, inflated); or the http(s) address of such a
+            file, downloaded once into torch's hub cache (the paper's Swin-B teacher starts from the Swin
+            release's ImageNet-22K ``swin_base_patch4_window7_224_22k.pth``). A classifier in the weights is kept
+            when it has ``num_classes`` outputs and is new otherwise; ImageNet classifiers are never kept.
         dropout: dropout before the classifier (0.5 as mmaction2's Video Swin head).
-        init_std: standard deviation of the classifier's initial weights.
-        stochastic_depth_prob: stochastic depth of the last block (linearly less before it).
+        init_std: standard deviation of the classifier's initial weights (its bias starts at 0): 0.01 as the
+            paper's Video Swin head (``GeneralRKD3DHead``'s default, ``mmcv.normal_init``).
+        stochastic_depth_prob: stochastic depth of the last block, linearly less before it down to 0 for the
+            first (the paper's ``drop_path_rate`` 0.1); active in train mode only.
         embed_dim, depths, num_heads: override the variant's width, blocks per stage and heads per stage (tiny
             models for tests and experiments; pretrained weights then no longer fit).
         window_size: attention window ``(T, H, W)`` in tokens.
@@ -161,7 +167,7 @@ class VideoSwin(VideoRecognizer):
         backbone: str = "swin3d_t",
         pretrained: str | None = None,
         dropout: float = 0.5,
-        init_std: float = 0.02,
+        init_std: float = 0.01,
         stochastic_depth_prob: float = 0.1,
         embed_dim: int | None = None,
         depths: Sequence[int] | None = None,
@@ -242,7 +248,7 @@ class VideoSwin(VideoRecognizer):
         return self._with_own_buffers(self._inflate(converted))
 
     def load_pretrained(self, pretrained: str) -> None:
-        """Load ``pretrained`` (a torchvision weight name or a local file; see the class docstring)."""
+        """Load ``pretrained`` (a torchvision weight name, a local file or its URL; see the class docstring)."""
         if _is_file(pretrained):
             checkpoint = load_checkpoint(pretrained)
             if "state_dict" not in checkpoint and isinstance(checkpoint.get("model"), Mapping):
@@ -298,18 +304,7 @@ class VideoSwin(VideoRecognizer):
 
     def _load_converted(self, state: dict[str, Tensor], source: str) -> None:
         """Load converted weights; a classifier of another size (or none) leaves ours newly initialised."""
-        own_fc = self.cls_head.fc.weight
-        file_fc = state.get("cls_head.fc.weight")
-        ignore: tuple[str, ...] = ()
-        if file_fc is None or file_fc.shape != own_fc.shape:
-            if file_fc is not None:
-                rank_zero_info(
-                    f"{source}: classifier of shape {tuple(file_fc.shape)} does not fit {self.num_classes} classes; "
-                    "using a new classifier"
-                )
-            state = {k: v for k, v in state.items() if not k.startswith("cls_head.")}
-            ignore = ("cls_head.",)
-        load_state_dict_checked(self, state, source, ignore_missing=ignore)
+        load_pretrained_state(self, state, source)
 
 
 def _swin_builder(backbone: str) -> Callable[..., VideoSwin]:
