@@ -21,12 +21,8 @@ from torchmetrics.classification import MultilabelAveragePrecision
 from reskd_lightning import ResKDModule, VideoDataModule
 from reskd_lightning.cli import cli_main, main
 from reskd_lightning.data import DEMO_CLASSES
-from reskd_lightning.metrics import (
-    MeanAveragePrecision,
-    evaluation_metrics,
-    evaluation_sampler,
-    mean_average_precision,
-)
+from reskd_lightning.data.distributed import evaluation_sampler
+from reskd_lightning.metrics import MeanAveragePrecision, evaluation_metrics, mean_average_precision
 from reskd_lightning.models import TSN
 from reskd_lightning.predictions import VideoPredictionWriter
 
@@ -140,11 +136,8 @@ def test_mean_class_accuracy_is_mmaction2s() -> None:
         assert float(metric(scores, ids)) == pytest.approx(numpy_mean_class_accuracy(scores.numpy(), ids.numpy()))
 
 
-def fake_trainer(world_size: int, rank: int, use_distributed_sampler: bool = True) -> Any:
-    return SimpleNamespace(
-        distributed_sampler_kwargs={"num_replicas": world_size, "rank": rank},
-        _accelerator_connector=SimpleNamespace(use_distributed_sampler=use_distributed_sampler),
-    )
+def fake_trainer(world_size: int, rank: int) -> Any:
+    return SimpleNamespace(distributed_sampler_kwargs={"num_replicas": world_size, "rank": rank})
 
 
 def test_evaluation_sampler_gives_each_video_to_one_rank() -> None:
@@ -152,10 +145,9 @@ def test_evaluation_sampler_gives_each_video_to_one_rank() -> None:
     # mmaction/datasets/samplers/distributed_sampler.py line 42), without the repeats it pads with (line 38).
     videos = list(range(7))
     assert [list(evaluation_sampler(videos, fake_trainer(3, r))) for r in range(3)] == [[0, 3, 6], [1, 4], [2, 5]]
-    # A plain loader: no trainer, one process, or a trainer told not to insert samplers.
+    # A plain loader: no trainer, or one process.
     assert evaluation_sampler(videos, None) is None
     assert evaluation_sampler(videos, pl.Trainer(accelerator="cpu", devices=1, logger=False)) is None
-    assert evaluation_sampler(videos, fake_trainer(2, 0, use_distributed_sampler=False)) is None
     # Fewer videos than processes: a rank without a batch would hang the others; Lightning's padding sampler.
     with pytest.warns(UserWarning, match="2 videos to evaluate on 4 processes"):
         assert evaluation_sampler(videos[:2], fake_trainer(4, 0)) is None

@@ -1,5 +1,5 @@
 """Evaluation metrics: top-1/top-5 and mean class accuracy, the paper's mean average precision, multi-view
-averaging, and the evaluation sampler that scores every video once on several processes.
+averaging.
 
 Top-k accuracy (Mini-Kinetics, Something-Something V2, Kinetics-400) is torchmetrics' ``MulticlassAccuracy``
 over all videos; beside it, as the paper's configs evaluate ``metrics=['top_k_accuracy',
@@ -20,25 +20,20 @@ states as torchmetrics lists reduced by concatenation, so DDP gathers every rank
 
 On N processes each metric must see each video once, as mmaction2's distributed test does (it drops the
 repeats its sampler adds: ``ordered_results[:size]`` in ``collect_results``, mmaction/apis/test.py).
-Lightning's default ``DistributedSampler`` repeats videos to give every rank as many; :func:`evaluation_sampler`
-does not, and ``VideoDataModule`` uses it for its validation, test and predict loaders.
+Lightning's default ``DistributedSampler`` repeats videos to give every rank as many;
+``reskd_lightning.data.distributed.evaluation_sampler`` does not, and ``VideoDataModule`` uses it for its
+validation, test and predict loaders.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sized
+from typing import Any
 
 import torch
-from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
-from pytorch_lightning.utilities import rank_zero_warn
 from torch import Tensor
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.utilities import dim_zero_cat
-
-if TYPE_CHECKING:
-    import pytorch_lightning as pl
-
 
 def average_precision_per_class(scores: Tensor, targets: Tensor) -> Tensor:
     """Average precision of each class over the videos: ``[K]``, NaN for a class with no positive.
@@ -85,7 +80,7 @@ class MeanAveragePrecision(Metric):
 
     ``update(probs [N, K], targets [N, K] multi-hot, or [N] class ids)``. Used by ``ResKDModule`` for
     ``metric: mAP``. A video the loader's sampler repeats counts twice, as in any torchmetrics metric: under
-    DDP, evaluate with :func:`evaluation_sampler` (``VideoDataModule`` does), not Lightning's padding
+    DDP, evaluate with :func:`~reskd_lightning.data.distributed.evaluation_sampler` (``VideoDataModule`` does), not Lightning's padding
     ``DistributedSampler``.
     """
 
@@ -136,36 +131,6 @@ def evaluation_metrics(metric: str, num_classes: int) -> MetricCollection:
         metrics["acc5"] = MulticlassAccuracy(num_classes=num_classes, top_k=5, average="micro")
     metrics["mean_class_acc"] = MulticlassAccuracy(num_classes=num_classes, top_k=1, average="macro")
     return MetricCollection(metrics)
-
-
-def evaluation_sampler(dataset: Sized, trainer: "pl.Trainer | None") -> UnrepeatedDistributedSampler | None:
-    """The sampler of an evaluation (validation, test, predict) loader on several processes: rank ``r`` of ``N``
-    takes videos ``r, r + N, r + 2N, ...`` in list order, and no video is repeated, so ranks may run one batch
-    fewer (Lightning's ``UnrepeatedDistributedSampler``; Lightning keeps a loader's ``DistributedSampler``).
-    Metrics then match a one-process run's: torchmetrics states and the mAP's gathered videos hold every video
-    once, as mmaction2's distributed test (its ``collect_results`` trims the sampler's repeats).
-
-    Uneven batch counts are safe in evaluation: DDP syncs buffers on the first forward after a training step
-    only, and logged values and metrics are synced once, at the epoch's end.
-
-    None (a plain, unsharded loader) without a trainer or on one process, and when the trainer was told
-    ``use_distributed_sampler=False``. With fewer videos than processes, a rank would have no batch and the
-    others would wait for it: None as well, with a warning; Lightning's ``DistributedSampler`` then repeats
-    videos, which count twice in the metrics.
-    """
-    kwargs = trainer.distributed_sampler_kwargs if trainer is not None else None
-    if not kwargs or kwargs.get("num_replicas", 1) <= 1:
-        return None
-    # The Trainer's flag lives on its accelerator connector (no public attribute).
-    if not getattr(getattr(trainer, "_accelerator_connector", None), "use_distributed_sampler", True):
-        return None
-    if len(dataset) < kwargs["num_replicas"]:
-        rank_zero_warn(
-            f"{len(dataset)} videos to evaluate on {kwargs['num_replicas']} processes: some process would have none, "
-            "so Lightning's DistributedSampler repeats videos to give each one, and the repeats count in the metrics"
-        )
-        return None
-    return UnrepeatedDistributedSampler(dataset, shuffle=False, **kwargs)
 
 
 def average_views(logits: Tensor, num_views: int) -> Tensor:

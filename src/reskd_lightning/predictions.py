@@ -39,7 +39,7 @@ class VideoPredictionWriter(pl.Callback):
     probable first) and, when the DataModule names its classes, ``top5_names`` (``|``-separated).
 
     Rows are sorted by dataset index, once per video: ``VideoDataModule`` gives each video to one rank
-    (:func:`~reskd_lightning.metrics.evaluation_sampler`), and the copies a padding ``DistributedSampler`` adds
+    (:func:`~reskd_lightning.data.distributed.evaluation_sampler`), and the copies a padding ``DistributedSampler`` adds
     to even out the ranks (another DataModule's loader) are dropped after every rank's rows are gathered.
     Rank 0 writes the file atomically (a temporary file renamed into place), to ``path``, or to
     ``<trainer.log_dir or default_root_dir>/predictions_<stage>.csv`` (``predictions_<stage>_<i>.csv`` for the

@@ -88,3 +88,14 @@ def test_test_views_stack_clips_and_crops(demo_root: Path) -> None:
     assert video.shape == (2 * 3, 3, 4, 56, 56)
     with pytest.raises(ValueError, match="num_views=3 must divide the sampler's num_clips \\(8\\)"):
         VideoDataset(records, SampleFrames(num_clips=8), None, PyAVDecoder(), num_views=3)
+
+
+def test_twice_sampled_test_views_double_and_need_num_views(demo_root: Path) -> None:
+    # A twice_sample sampler's clips are two sets (centres, starts; mmaction/datasets/pipelines/loading.py:200-201
+    # (CVMI-Lab/ResKD)), each dealt into num_views views: 2 x 2 views x 3 crops.
+    records = load_video_list(demo_root / "val.txt")
+    sampler = SampleFrames(num_clips=4 * 2, test_mode=True, twice_sample=True)
+    dataset = VideoDataset(records, sampler, build_test_transform(64, 56, "three"), PyAVDecoder(), num_views=2)
+    assert dataset[0]["video"].shape == (2 * 2 * 3, 3, 4, 56, 56)
+    with pytest.raises(ValueError, match="a twice_sample sampler gives two sets of clips, which are views"):
+        VideoDataset(records, sampler, None, PyAVDecoder())

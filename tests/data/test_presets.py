@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reskd_lightning.data import PRESETS, VideoDataModule, get_preset
+from reskd_lightning.data.presets import CROP_SIZE
 
 
 def test_presets_carry_the_papers_defaults() -> None:
@@ -47,3 +48,21 @@ def test_multi_label_implies_map_and_back() -> None:
     assert VideoDataModule(train_list="x.txt", multi_label=True).metric == "mAP"
     assert VideoDataModule(train_list="x.txt", metric="mAP").settings["multi_label"] is True
     assert VideoDataModule(preset="activitynet", train_list="x.txt", metric="accuracy").settings["multi_label"] is False
+
+
+def test_kinetics400_tests_on_the_crop_size_short_side() -> None:
+    # official: Kinetics-400 test_pipeline Resize(scale=(-1, 224)) + ThreeCrop(crop_size=224)
+    # (configs/myconfig/rkd/rkd_slowonly_8x8x1_150e_k400.py:55-56, rkd_swins_32x2x1_60e_k400.py:58-59 (CVMI-Lab/ResKD));
+    # the 112-pixel Swin config follows the crop: Resize(scale=(-1, 112)) + ThreeCrop(crop_size=112)
+    # (configs/myconfig/swin/swin_small_112p_32x2x1_30e_k400.py:54-55). Validation keeps short_side (256).
+    k400 = VideoDataModule(preset="kinetics400", train_list="train.csv")
+    assert k400.settings["test_short_side"] == 224 and k400.hparams.short_side == 256
+    assert get_preset("kinetics400").test_short_side == CROP_SIZE
+    small = VideoDataModule(preset="kinetics400", train_list="train.csv", short_side=128, crop_size=112)
+    assert small.settings["test_short_side"] == 112
+    given = VideoDataModule(preset="kinetics400", train_list="train.csv", test_short_side=256)
+    assert given.settings["test_short_side"] == 256  # a given value wins
+    for name in ("activitynet", "fcvid", "minikinetics", "sthv2", "list", "folder"):
+        assert get_preset(name).test_short_side is None  # Resize(-1, 256) + CenterCrop(224) in their test_pipeline
+    anet = VideoDataModule(preset="activitynet", train_list="x.txt", short_side=128, crop_size=112)
+    assert anet.settings["test_short_side"] == 128

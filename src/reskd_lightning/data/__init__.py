@@ -45,11 +45,16 @@ from reskd_lightning.data.demo import (
 from reskd_lightning.data.presets import PRESETS, DatasetPreset, get_preset
 from reskd_lightning.data.sampling import SampleFrames, split_views
 from reskd_lightning.data.transforms import (
+    CenterCrop,
     MultiScaleCrop,
+    RandomResizedCrop,
+    Resize,
     ThreeCrop,
+    bilinear_resize,
     build_test_transform,
     build_train_transform,
     build_val_transform,
+    short_side_size,
 )
 
 __all__ = [
@@ -64,8 +69,13 @@ __all__ = [
     "DEMO_CLASSES",
     "PRESETS",
     "DatasetPreset",
+    "CenterCrop",
     "MultiScaleCrop",
+    "RandomResizedCrop",
+    "Resize",
     "ThreeCrop",
+    "bilinear_resize",
+    "short_side_size",
     "TooManyFailedVideos",
     "UnreadableVideo",
     "build_test_transform",

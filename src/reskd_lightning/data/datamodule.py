@@ -13,8 +13,9 @@ from reskd_lightning.data import annotations as ann
 from reskd_lightning.data.annotations import VideoRecord, check_labels, infer_num_classes
 from reskd_lightning.data.dataset import VideoDataset
 from reskd_lightning.data.decoders import build_decoder
+from reskd_lightning.data.distributed import evaluation_sampler
 from reskd_lightning.data.demo import DEMO_CLASSES, ensure_demo_dataset
-from reskd_lightning.data.presets import METRICS, get_preset, preset_metric
+from reskd_lightning.data.presets import CROP_SIZE, METRICS, get_preset, preset_metric
 from reskd_lightning.data.sampling import SampleFrames
 from reskd_lightning.data.transforms import (
     TEST_CROPS,
@@ -47,9 +48,14 @@ class VideoDataModule(pl.LightningDataModule):
 
     Sampling is mmaction2's ``SampleFrames``: ``num_segments`` clips of ``clip_len`` frames, random offsets when
     training, centres for validation; a test video gives ``num_test_clips`` views of ``num_segments`` clips,
-    each cropped ``test_crop``-wise, as ``[V, C, T, H, W]`` that the module averages. Augmentation happens once,
-    at the high resolution, on uint8 (``train_crop``: ``multiscale``, ``random_resized`` or ``random``, then
-    ``flip``); on the device, ``on_after_batch_transfer`` normalises the clip and adds ``batch["clips"] =
+    each cropped ``test_crop``-wise, as ``[V, C, T, H, W]`` that the module averages. ``twice_sample`` (TSM's
+    test recipe) adds the segments' starts to their centres in the test views: twice the views, averaged alike.
+    Augmentation happens once, at the high resolution,
+    on uint8, with mmaction2 0.20's pixels (mmcv's short-side rounding, OpenCV's bilinear without antialiasing,
+    mmaction2's crop offsets; ``train_crop``: ``multiscale``, ``random_resized`` or ``random``, then ``flip``).
+    Validation resizes the short side to ``val_short_side`` (default ``short_side``) and takes the centre crop;
+    test views resize it to ``test_short_side`` (Kinetics-400: the crop size, so the three crops span the whole
+    short side). On the device, ``on_after_batch_transfer`` normalises the clip and adds ``batch["clips"] =
     {r: [N, C, T, r, r] for r in resolutions}``, every view a resize of the same augmented clip.
 
     Multi-label datasets (``multi_label``; ActivityNet, FCVID) train on one label drawn at random each time a
@@ -85,12 +91,31 @@ class VideoDataModule(pl.LightningDataModule):
         frame_interval: Step between a clip's frames; None: the preset's.
         num_test_clips: Views per test video, each of ``num_segments`` clips; None: the preset's.
         out_of_bound: Indices past a short video's end ``loop`` or ``repeat_last``.
-        short_side: Short side, in pixels, frames are resized to before cropping.
+        twice_sample: Test clips at the segments' starts as well as their centres (mmaction2's ``twice_sample``,
+            TSM's test recipe): twice the views, averaged by the module. Validation samples centres only.
+        keep_tail_frames: Training offsets from the float segment length, so the last frames can be drawn too
+            (mmaction2's ``keep_tail_frames``).
+        temporal_jitter: Move each training frame by a random ``0 .. frame_interval - 1`` (mmaction2's
+            ``temporal_jitter``).
+        short_side: Short side, in pixels, frames are resized to before cropping (training; validation and test
+            unless set below).
+        val_short_side: Short side validation clips are resized to before the centre crop; None: ``short_side``
+            (mmaction2's 112-pixel SlowOnly: ``Resize(-1, 112)`` + ``CenterCrop(112)``, training at 128).
+        test_short_side: Short side test views are resized to before ``test_crop``; None: the preset's
+            (Kinetics-400: ``crop_size``, as the official configs' ``Resize(-1, 224)`` + ``ThreeCrop(224)``), else
+            ``short_side``.
         crop_size: Side of the square crop: the clip's (highest) resolution.
         train_crop: ``multiscale``, ``random_resized`` or ``random``; None: the preset's.
         scales: ``MultiScaleCrop``'s scales.
+        num_fixed_crops: ``MultiScaleCrop``'s fixed crop positions, 5 or 13 (the paper's configs: 13; mmaction2's
+            default: 5).
+        multiscale_input_size: ``MultiScaleCrop``'s ``input_size``: crop sides within 3 pixels of it snap to it;
+            None: ``crop_size``. The configs give the short side (``input_size=80`` at 72 pixels: a 70-pixel side
+            stays 70, where 72 would snap it to 72).
         flip: Random horizontal flip when training; None: the preset's. SSv2 refuses ``true``.
         test_crop: ``center`` or ``three`` crops per test clip; None: the preset's.
+        resize_antialias: Antialias the CPU resizes of the augmentation (short side, after the crop); false:
+            mmaction2's ``mmcv.imresize`` (OpenCV bilinear, no antialiasing). ``antialias`` is the views'.
         resolutions: Short sides of the views made on the device, ``batch["clips"][r]``.
         mean: Per-channel mean (RGB, 0..255 scale) subtracted before the views are made.
         std: Per-channel standard deviation (RGB, 0..255 scale).
@@ -119,6 +144,23 @@ class VideoDataModule(pl.LightningDataModule):
           filename_tmpl: img_{:05}.jpg
           batch_size: 8
           num_workers: 8
+
+    Kinetics-400 (SlowOnly 8x8), mmaction2's sampling and resizing options spelled out::
+
+        data:
+          preset: kinetics400
+          train_list: data/kinetics400/kinetics_train.csv
+          val_list: data/kinetics400/kinetics_val.csv
+          data_prefix: data/kinetics400/videos_train
+          val_data_prefix: data/kinetics400/videos_val
+          val_short_side: null      # short_side (256)
+          test_short_side: 224      # the preset's value (crop_size)
+          twice_sample: false
+          keep_tail_frames: false
+          temporal_jitter: false
+          num_fixed_crops: 13       # train_crop: multiscale only
+          multiscale_input_size: null   # crop_size
+          resize_antialias: false
 
     The demo::
 
@@ -157,12 +199,20 @@ class VideoDataModule(pl.LightningDataModule):
         frame_interval: int | None = None,
         num_test_clips: int | None = None,
         out_of_bound: str = "loop",
+        twice_sample: bool = False,
+        keep_tail_frames: bool = False,
+        temporal_jitter: bool = False,
         short_side: int = 256,
+        val_short_side: int | None = None,
+        test_short_side: int | None = None,
         crop_size: int = 224,
         train_crop: str | None = None,
         scales: Sequence[float] = (1.0, 0.875, 0.75, 0.66),
+        num_fixed_crops: int = 13,
+        multiscale_input_size: int | None = None,
         flip: bool | None = None,
         test_crop: str | None = None,
+        resize_antialias: bool = False,
         resolutions: Sequence[int] = (224, 112),
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
@@ -195,10 +245,9 @@ class VideoDataModule(pl.LightningDataModule):
         self.save_hyperparameters({**given, **cfg})
         resolutions, mean, std = given["resolutions"], given["mean"], given["std"]
         # Fail at construction, with the offending values, for everything that needs no files.
-        SampleFrames(cfg["clip_len"], cfg["frame_interval"], cfg["num_segments"], out_of_bound=out_of_bound)
-        SampleFrames(cfg["clip_len"], cfg["frame_interval"], cfg["num_segments"] * cfg["num_test_clips"])
-        build_train_transform(short_side, crop_size, cfg["flip"], cfg["train_crop"], scales)
-        build_test_transform(short_side, crop_size, cfg["test_crop"])
+        for split in SPLITS:
+            self._sampler(split)
+            self._transform(split)
         build_decoder(decoder)
         if fast_decode and decoder != "pyav":
             raise ValueError(f"fast_decode snaps frames to keyframes with decoder 'pyav'; decoder {decoder!r} has no such mode")
@@ -247,6 +296,18 @@ class VideoDataModule(pl.LightningDataModule):
                 f"train_crop must be one of {TRAIN_CROPS} and test_crop one of {TEST_CROPS}, "
                 f"got {cfg['train_crop']!r} and {cfg['test_crop']!r}"
             )
+        if cfg["test_short_side"] is None:
+            cfg["test_short_side"] = given["short_side"]
+        elif cfg["test_short_side"] == CROP_SIZE:
+            cfg["test_short_side"] = given["crop_size"]
+        crop = given["crop_size"]
+        for name, side in (("val_short_side", given["val_short_side"]), ("test_short_side", cfg["test_short_side"])):
+            too_small = isinstance(crop, int) and isinstance(side, int) and side < crop
+            if side is not None and (isinstance(side, bool) or not isinstance(side, int) or too_small):
+                raise ValueError(f"{name} must be a number of pixels >= crop_size ({crop!r}), got {side!r}")
+        side = given["multiscale_input_size"]
+        if side is not None and (isinstance(side, bool) or not isinstance(side, int) or side < 1):
+            raise ValueError(f"multiscale_input_size must be a positive number of pixels, got {side!r}")
         cfg["metric"] = preset_metric(preset.name, given.get("metric"), given.get("multi_label"))
         if given.get("multi_label") is None:
             cfg["multi_label"] = cfg["metric"] == "mAP"  # mAP needs multi-hot targets
@@ -395,27 +456,52 @@ class VideoDataModule(pl.LightningDataModule):
             kwargs["snap_to_keyframe"] = True
         return build_decoder(hp.decoder, **kwargs)
 
-    def build_dataset(self, split: str, source: str, records: list[VideoRecord]) -> VideoDataset:
-        """A ``VideoDataset`` of ``records`` with ``split``'s sampling, decoding and transform (test: every view)."""
+    def _sampler(self, split: str) -> SampleFrames:
+        """``split``'s ``SampleFrames``: random offsets for training, centres (and starts) for evaluation."""
         hp, cfg = self.hparams, self.settings
         clip = (cfg["clip_len"], cfg["frame_interval"])
-        num_views = None
         if split == "train":
-            sampler = SampleFrames(*clip, cfg["num_segments"], test_mode=False, out_of_bound=hp.out_of_bound)
-            transform = build_train_transform(hp.short_side, hp.crop_size, cfg["flip"], cfg["train_crop"], hp.scales)
-        elif split == "val":
-            sampler = SampleFrames(*clip, cfg["num_segments"], test_mode=True, out_of_bound=hp.out_of_bound)
-            transform = build_val_transform(hp.short_side, hp.crop_size)
-        else:
+            return SampleFrames(
+                *clip, cfg["num_segments"], test_mode=False, out_of_bound=hp.out_of_bound,
+                keep_tail_frames=hp.keep_tail_frames, temporal_jitter=hp.temporal_jitter,
+            )  # fmt: skip
+        num_clips = cfg["num_segments"] * (cfg["num_test_clips"] if split == "test" else 1)
+        # twice_sample is a test-view option: the official TSM configs set it in test_pipeline only
+        twice = hp.twice_sample if split == "test" else False
+        return SampleFrames(*clip, num_clips, test_mode=True, out_of_bound=hp.out_of_bound, twice_sample=twice)
+
+    def _transform(self, split: str) -> Any:
+        """``split``'s augmentation (train), centre crop (val) or test views."""
+        hp, cfg = self.hparams, self.settings
+        if split == "train":
+            return build_train_transform(
+                hp.short_side, hp.crop_size, cfg["flip"], cfg["train_crop"], hp.scales,
+                num_fixed_crops=hp.num_fixed_crops, antialias=hp.resize_antialias,
+                multiscale_input_size=hp.multiscale_input_size,
+            )  # fmt: skip
+        val_side = hp.short_side if hp.val_short_side is None else hp.val_short_side
+        if split == "val":
+            return build_val_transform(val_side, hp.crop_size, antialias=hp.resize_antialias)
+        return build_test_transform(
+            cfg["test_short_side"], hp.crop_size, cfg["test_crop"], antialias=hp.resize_antialias
+        )
+
+    def build_dataset(self, split: str, source: str, records: list[VideoRecord]) -> VideoDataset:
+        """A ``VideoDataset`` of ``records`` with ``split``'s sampling, decoding and transform (test: every view).
+
+        Test videos give ``num_test_clips`` views (times 2 with ``twice_sample``), validation videos one clip; the
+        module averages views.
+        """
+        hp, cfg = self.hparams, self.settings
+        sampler = self._sampler(split)
+        num_views = None
+        if split == "test":
             num_views = cfg["num_test_clips"]
-            num_clips = cfg["num_segments"] * num_views
-            sampler = SampleFrames(*clip, num_clips, test_mode=True, out_of_bound=hp.out_of_bound)
-            transform = build_test_transform(hp.short_side, hp.crop_size, cfg["test_crop"])
         trainer = self.trainer
         return VideoDataset(
             records,
             sampler,
-            transform,
+            self._transform(split),
             self._decoder(),
             source=source,
             num_views=num_views,
@@ -434,10 +520,13 @@ class VideoDataModule(pl.LightningDataModule):
         has_accelerator = torch.cuda.is_available() or (
             hasattr(torch, "accelerator") and torch.accelerator.is_available()
         )
+        # Evaluation on several processes: each video once (Lightning's DistributedSampler would repeat some).
+        sampler = None if train else evaluation_sampler(self.datasets[split], self.trainer)
         return DataLoader(
             self.datasets[split],
             batch_size=batch_size,
             shuffle=train,
+            sampler=sampler,
             drop_last=train,
             num_workers=hp.num_workers,
             pin_memory=hp.pin_memory and has_accelerator,  # pinning without an accelerator only warns
@@ -449,17 +538,18 @@ class VideoDataModule(pl.LightningDataModule):
         return self._loader("train", train=True)
 
     def val_dataloader(self) -> DataLoader:
-        """Validation batches in list order (no loader when there is no validation list)."""
+        """Validation batches in list order (no loader when there is no validation list); on several processes,
+        each video on one rank only (:func:`~reskd_lightning.data.distributed.evaluation_sampler`)."""
         if "val" not in self.datasets:
             return []  # type: ignore[return-value]  # Lightning skips validation for an empty list
         return self._loader("val", train=False)
 
     def test_dataloader(self) -> DataLoader:
-        """Test batches in list order."""
+        """Test batches in list order; on several processes, each video on one rank only."""
         return self._loader("test", train=False)
 
     def predict_dataloader(self) -> DataLoader:
-        """The test list's batches, for prediction."""
+        """The test list's batches, for prediction; on several processes, each video on one rank only."""
         return self._loader("test", train=False)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:

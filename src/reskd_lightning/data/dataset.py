@@ -25,14 +25,16 @@ class TooManyFailedVideos(RuntimeError):
 class VideoDataset(Dataset):
     """Videos as clips: ``dataset[i] = {"video": uint8 [C, T, H, W], "label", "index", "retries"}``.
 
-    Each item opens its video (or frame folder) with ``decoder``, samples ``T = sampler.num_clips *
-    sampler.clip_len`` frame indices from its length, decodes only those frames, and applies ``transform`` to
+    Each item opens its video (or frame folder) with ``decoder``, samples ``T = sampler.num_frames_out``
+    (``num_clips * clip_len``) frame indices from its length, decodes only those frames, and applies ``transform`` to
     the ``[T, C, H, W]`` clip. Random choices (frames, crop, flip, label) come from torch's RNG, so
     ``seed_everything`` and Lightning's worker seeding make them reproducible.
 
     Test views: with ``num_views=V`` the sampler's clips are dealt into ``V`` views (``split_views``), the
     ``transform`` must give ``[crops, T, C, H, W]`` per view (``build_test_transform``), and ``video`` is
-    ``[V * crops, C, T, H, W]``; the module averages softmax over them.
+    ``[V * crops, C, T, H, W]``; the module averages softmax over them. A ``twice_sample`` sampler
+    (``sampler.samples_twice``) doubles the views: ``[2 * V * crops, C, T, H, W]``, its centre clips' views
+    first, then its start clips' (it needs ``num_views``; 1 for a single set of clips).
 
     Labels: a record with several labels (ActivityNet, FCVID) gives one of them at random each time it is
     drawn when ``multi_label`` is False (the paper's training), and a multi-hot float vector of ``num_classes``
@@ -80,6 +82,11 @@ class VideoDataset(Dataset):
         if num_views is not None and (num_views < 1 or sampler.num_clips % num_views):
             raise ValueError(
                 f"VideoDataset: num_views={num_views!r} must divide the sampler's num_clips ({sampler.num_clips})"
+            )
+        if num_views is None and sampler.samples_twice:
+            raise ValueError(
+                "VideoDataset: a twice_sample sampler gives two sets of clips, which are views: give num_views "
+                "(1 for one set of num_clips clips)"
             )
         self.records = list(records)
         self.sampler = sampler
@@ -139,7 +146,9 @@ class VideoDataset(Dataset):
             video = clip.permute(1, 0, 2, 3)  # [C, T, H, W]
         else:
             # Every view's frames were decoded once above; ``split_views`` deals them into views.
-            positions = split_views(np.arange(len(indices)), self.num_views, self.sampler.clip_len)
+            positions = split_views(
+                np.arange(len(indices)), self.num_views, self.sampler.clip_len, twice=self.sampler.samples_twice
+            )
             views = [clip[torch.from_numpy(p)] for p in positions]
             if self.transform is not None:
                 views = [self.transform(v) for v in views]  # each [crops, T, C, H, W]

@@ -11,15 +11,22 @@ activitynet    rawframes/videos  200     16          mAP       yes     multi-lab
 fcvid          rawframes/videos  239     16          mAP       yes     multi-label; one random label
 minikinetics   videos/csv        200     8           accuracy  yes     Kinetics-400 subset (Xie et al.)
 sthv2          sthv2 json        174     8           accuracy  no      left/right labels: never flip
-kinetics400    kinetics csv      400     1 x 8x8     accuracy  yes     3D: dense clips, 10 x 3 views
+kinetics400    kinetics csv      400     1 x 8x8     accuracy  yes     3D: dense clips, 10 x 3 views (*)
 list           videos/rawframes  (data)  8           accuracy  yes     any mmaction2 list
 folder         class folders     (data)  8           accuracy  yes     root/<class>/<video>
 =============  ===============  =======  ==========  ========  ======  ===============================
+
+(*) The Kinetics-400 test views span the whole short side: ``test_short_side`` defaults to ``crop_size`` (224,
+as the official SlowOnly and Swin configs' ``Resize(scale=(-1, 224))`` + ``ThreeCrop(crop_size=224)``);
+validation keeps ``Resize(-1, 256)`` + ``CenterCrop(224)``. Every other preset tests at ``short_side``.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
+#: A preset's ``test_short_side`` meaning "the crop size": test crops span the whole short side.
+CROP_SIZE = "crop_size"
 
 #: Annotation formats a preset may read.
 LIST_FORMATS = ("videos", "rawframes", "kinetics_csv", "sthv2", "folder")
@@ -44,6 +51,8 @@ class DatasetPreset:
     flip_allowed: bool = True
     train_crop: str = "multiscale"
     test_crop: str = "center"
+    #: The short side test views are resized to: None for ``short_side``, ``CROP_SIZE`` for ``crop_size``.
+    test_short_side: int | str | None = None
 
     def defaults(self) -> dict[str, object]:
         """The values ``VideoDataModule`` takes from the preset when it is not given them."""
@@ -72,6 +81,7 @@ PRESETS: dict[str, DatasetPreset] = {
             num_test_clips=10,
             train_crop="random_resized",
             test_crop="three",
+            test_short_side=CROP_SIZE,
         ),
         DatasetPreset("list", "videos", _LISTS + ("folder",), None, 8, train_crop="random"),
         DatasetPreset("folder", "folder", ("folder",), None, 8, train_crop="random"),
