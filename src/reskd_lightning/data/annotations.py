@@ -255,6 +255,33 @@ def load_kinetics_csv(
     prefix = _prefix(data_prefix, csv_path)
     keep = None if ytid_list is None else {ytid for _, ytid in _read_names(ytid_list, "youtube-id list")}
 
+    rows = _kinetics_rows(csv_path, keep)
+    if not rows:
+        if keep is not None:
+            raise ValueError(
+                f"{csv_path}: none of its rows has a youtube_id listed in {str(ytid_list)!r} ({len(keep)} ids); "
+                "is the id list of another split?"
+            )
+        raise ValueError(f"Kinetics CSV {str(csv_path)!r} has no rows")
+
+    if classes is None:
+        classes = sorted({row["label"] for _, row in rows})
+    classes = list(classes)
+    index = {name: i for i, name in enumerate(classes)}
+    if len(index) != len(classes):
+        repeated = sorted({name for name in classes if classes.count(name) > 1})
+        raise ValueError(f"{csv_path}: the classes given repeat {repeated}; class names must be unique")
+
+    records = [
+        VideoRecord(path=str(prefix / _kinetics_name(row, where, filename_tmpl, index)), label=index[row["label"]])
+        for where, row in rows
+    ]
+    return records, classes
+
+
+def _kinetics_rows(csv_path: Path, keep: set[str] | None) -> list[tuple[str, dict[str, str]]]:
+    """``(csv:line, row)`` of each non-empty row of a Kinetics CSV (columns by header name), those whose
+    ``youtube_id`` is in ``keep`` when it is given."""
     rows: list[tuple[str, dict[str, str]]] = []
     with open(csv_path, newline="", encoding="utf-8-sig") as f:  # -sig: tolerate a byte-order mark
         reader = csv.reader(f)
@@ -281,44 +308,31 @@ def load_kinetics_csv(
             row = {name: field.strip() for name, field in zip(header, fields)}
             if keep is None or row["youtube_id"] in keep:
                 rows.append((where, row))
-    if not rows:
-        if keep is not None:
-            raise ValueError(
-                f"{csv_path}: none of its rows has a youtube_id listed in {str(ytid_list)!r} ({len(keep)} ids); "
-                "is the id list of another split?"
-            )
-        raise ValueError(f"Kinetics CSV {str(csv_path)!r} has no rows")
+    return rows
 
-    if classes is None:
-        classes = sorted({row["label"] for _, row in rows})
-    classes = list(classes)
-    index = {name: i for i, name in enumerate(classes)}
-    if len(index) != len(classes):
-        repeated = sorted({name for name in classes if classes.count(name) > 1})
-        raise ValueError(f"{csv_path}: the classes given repeat {repeated}; class names must be unique")
 
-    records: list[VideoRecord] = []
-    for where, row in rows:
-        label = row["label"]
-        if label not in index:
-            raise ValueError(
-                f"{where}: label {label!r} is not one of the {len(classes)} classes given{_close(label, classes)}"
-            )
-        keys = {
-            **row,
-            "time_start": _csv_seconds(row["time_start"], "time_start", where),
-            "time_end": _csv_seconds(row["time_end"], "time_end", where),
-            "label_underscored": label.replace(" ", "_"),
-        }
-        try:
-            name = filename_tmpl.format(**keys)
-        except (KeyError, IndexError, ValueError) as e:
-            raise ValueError(
-                f"{where}: filename_tmpl {filename_tmpl!r} cannot be filled ({type(e).__name__}: {e}); its keys "
-                f"may be {sorted(keys)}"
-            ) from None
-        records.append(VideoRecord(path=str(prefix / name), label=index[label]))
-    return records, classes
+def _kinetics_name(row: dict[str, str], where: str, filename_tmpl: str, index: dict[str, int]) -> str:
+    """The file name of a Kinetics CSV row: ``filename_tmpl`` filled with its columns (the label checked against
+    the class ``index``)."""
+    label = row["label"]
+    if label not in index:
+        classes = list(index)
+        raise ValueError(
+            f"{where}: label {label!r} is not one of the {len(classes)} classes given{_close(label, classes)}"
+        )
+    keys = {
+        **row,
+        "time_start": _csv_seconds(row["time_start"], "time_start", where),
+        "time_end": _csv_seconds(row["time_end"], "time_end", where),
+        "label_underscored": label.replace(" ", "_"),
+    }
+    try:
+        return filename_tmpl.format(**keys)
+    except (KeyError, IndexError, ValueError) as e:
+        raise ValueError(
+            f"{where}: filename_tmpl {filename_tmpl!r} cannot be filled ({type(e).__name__}: {e}); its keys "
+            f"may be {sorted(keys)}"
+        ) from None
 
 
 # -- Something-Something V2 ------------------------------------------------------------------------------

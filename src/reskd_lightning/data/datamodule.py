@@ -171,6 +171,7 @@ class VideoDataModule(pl.LightningDataModule):
           flip: false
     """
 
+    # long: the signature lists every option of the DataModule (LightningCLI reads it); the body is short
     def __init__(
         self,
         train_list: str | None = None,
@@ -243,14 +244,29 @@ class VideoDataModule(pl.LightningDataModule):
         # The effective values are the hyperparameters, so the ones logged agree with the model's (Lightning
         # refuses to merge a datamodule's `metric: null` with a model's `metric: mAP`).
         self.save_hyperparameters({**given, **cfg})
+        self._check(given)
+        self._num_classes = cfg["num_classes"]
+        self._class_names: list[str] | None = None
+        self._csv_classes: list[str] | None = None  # a Kinetics set's class names, read once
+        if demo_data is not None:
+            self._class_names = list(DEMO_CLASSES)
+            if self._num_classes is None:
+                self._set_num_classes(len(DEMO_CLASSES))
+        self.datasets: dict[str, VideoDataset] = {}
+
+    def _check(self, given: dict[str, Any]) -> None:
+        """Fail at construction, with the offending values, for everything that needs no files."""
+        cfg = self.settings
         resolutions, mean, std = given["resolutions"], given["mean"], given["std"]
-        # Fail at construction, with the offending values, for everything that needs no files.
+        decoder, batch_size, val_batch_size = given["decoder"], given["batch_size"], given["val_batch_size"]
         for split in SPLITS:
             self._sampler(split)
             self._transform(split)
         build_decoder(decoder)
-        if fast_decode and decoder != "pyav":
-            raise ValueError(f"fast_decode snaps frames to keyframes with decoder 'pyav'; decoder {decoder!r} has no such mode")
+        if given["fast_decode"] and decoder != "pyav":
+            raise ValueError(
+                f"fast_decode snaps frames to keyframes with decoder 'pyav'; decoder {decoder!r} has no such mode"
+            )
         if cfg["num_classes"] is not None and cfg["num_classes"] < 1:
             raise ValueError(f"num_classes must be a positive integer, got {cfg['num_classes']!r}")
         if not resolutions or any(r < 1 for r in resolutions):
@@ -260,18 +276,10 @@ class VideoDataModule(pl.LightningDataModule):
         for name, value in (("batch_size", batch_size), ("val_batch_size", val_batch_size)):
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if num_workers < 0:
-            raise ValueError(f"num_workers must be >= 0, got {num_workers!r}")
-        if demo_data is None and train_list is None and val_list is None and test_list is None:
+        if given["num_workers"] < 0:
+            raise ValueError(f"num_workers must be >= 0, got {given['num_workers']!r}")
+        if all(given[k] is None for k in ("demo_data", "train_list", "val_list", "test_list")):
             raise ValueError("give at least one of train_list, val_list, test_list, or demo_data")
-        self._num_classes = cfg["num_classes"]
-        self._class_names: list[str] | None = None
-        self._csv_classes: list[str] | None = None  # a Kinetics set's class names, read once
-        if demo_data is not None:
-            self._class_names = list(DEMO_CLASSES)
-            if self._num_classes is None:
-                self._set_num_classes(len(DEMO_CLASSES))
-        self.datasets: dict[str, VideoDataset] = {}
 
     def _resolve(self, given: dict[str, Any]) -> dict[str, Any]:
         """The preset's defaults overridden by every value given; refuses what the preset forbids."""
