@@ -28,8 +28,6 @@ from dataclasses import asdict, dataclass
 #: A preset's ``test_short_side`` meaning "the crop size": test crops span the whole short side.
 CROP_SIZE = "crop_size"
 
-#: Annotation formats a preset may read.
-LIST_FORMATS = ("videos", "rawframes", "kinetics_csv", "sthv2", "folder")
 METRICS = ("accuracy", "mAP")
 
 

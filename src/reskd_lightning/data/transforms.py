@@ -448,8 +448,3 @@ class _OneView(torch.nn.Module):
 
     def forward(self, clip: Tensor) -> Tensor:
         return clip.unsqueeze(0)
-
-
-def num_test_crops(crop: str) -> int:
-    """How many spatial views ``build_test_transform(crop=...)`` makes of one clip."""
-    return {"center": 1, "three": 3}[crop]
