@@ -25,6 +25,7 @@ from reskd_lightning import (
     VideoDataModule,
 )
 from reskd_lightning.models import TSN, VideoSwin
+from reskd_lightning.optim import ParamGroups
 
 NUM_CLASSES = 4
 
@@ -259,15 +260,22 @@ def test_load_state_dict_raises_on_non_teacher_missing_key() -> None:
     state = {k: v for k, v in source.state_dict().items() if not k.startswith("teacher.")}
     reskd(distillers=[FeatureMapKD()]).load_state_dict(state)  # teacher keys may be missing
     del state["student.cls_head.fc.weight"]
-    with pytest.raises(RuntimeError, match=r"missing keys \['student.cls_head.fc.weight'\]"):
+    message = (r"weights from checkpoint do not match ResKDModule:\n  missing keys \(1\): student.cls_head.fc.weight\n"
+               r"  \(only teacher.\* keys may be missing and distill_modules.\* keys be extra\)$")  # fmt: skip
+    with pytest.raises(RuntimeError, match=message):  # torch's error type (a WeightsMismatchError)
         reskd(distillers=[FeatureMapKD()]).load_state_dict(state)
 
 
 def test_load_state_dict_raises_on_unexpected_key() -> None:
     state = dict(reskd().state_dict())
     state["student.extra.weight"] = torch.zeros(1)
-    with pytest.raises(RuntimeError, match=r"unexpected keys \['student.extra.weight'\]"):
+    with pytest.raises(RuntimeError, match=r"do not match ResKDModule:\n  unexpected keys \(1\): student.extra.weight\n"):
         reskd().load_state_dict(state)
+    del state["student.extra.weight"]
+    state["student.cls_head.fc.bias"] = torch.zeros(7)
+    with pytest.raises(RuntimeError, match=r"wrong shapes \(1\): student.cls_head.fc.bias: file \(7,\) vs model \(4,\)"):
+        reskd().load_state_dict(state)
+    reskd().load_state_dict({"student.extra.weight": torch.zeros(1)}, strict=False)  # not strict: no check
 
 
 def test_teacher_ckpt_mismatch_names_file_and_keys(tmp_path: Path) -> None:
@@ -479,13 +487,22 @@ def test_fit_with_video_datamodule_on_demo_videos(demo_root: Path, quiet_trainer
     assert trainer.global_step == 2 and "val/acc1" in trainer.callback_metrics
 
 
-def test_multi_view_test_clips_average_softmax_over_views() -> None:
+def test_eval_probabilities_average_softmax_over_test_views() -> None:
     module = reskd(student_resolution=16).eval()
     video = torch.randn(2, 3, 3, 2, 16, 16)  # [N, V, C, T, H, W], already normalised
-    probs = module._eval_logits({"video": video})
+    probs = module.eval_probabilities({"video": video})
     with torch.no_grad():
         per_view = torch.stack([module.student(video[:, v]).logits.softmax(-1) for v in range(3)], 1)
+    assert probs.shape == (2, NUM_CLASSES)
     assert torch.allclose(probs, per_view.mean(1), atol=1e-6)
+    # One view: the student's softmax on its view, made from a uint8 video at student_resolution and kept in the
+    # batch; what validation, test and predict score.
+    batch = {"video": torch.randint(0, 256, (2, 3, 2, 32, 32), dtype=torch.uint8)}
+    probs = module.eval_probabilities(batch)
+    assert set(batch["clips"]) == {16} and batch["clips"][16].shape == (2, 3, 2, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(probs, module.student(batch["clips"][16]).logits.softmax(-1), atol=1e-6)
+    assert module.predict_step(batch, 0)["probs"].equal(probs)
 
 
 def test_export_student_writes_loadable_weights(tmp_path: Path) -> None:
@@ -524,7 +541,7 @@ def test_interrupted_saves_keep_the_previous_files(
 def test_map_metric_scores_multi_hot_targets_and_accuracy_refuses_them() -> None:
     module = reskd(student_resolution=16, metric="mAP").eval()
     video = torch.randn(4, 3, 2, 16, 16)
-    probs = module._eval_logits({"video": video})
+    probs = module.eval_probabilities({"video": video})
     targets = torch.tensor([[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 1, 1], [1, 0, 0, 1]], dtype=torch.float32)
     module.validation_step({"video": video, "label": targets}, 0)
     # Macro AP by hand: per class, mean precision at the rank of each positive.
@@ -541,3 +558,42 @@ def test_map_metric_scores_multi_hot_targets_and_accuracy_refuses_them() -> None
         reskd()._targets({"label": targets})
     with pytest.raises(ValueError, match="metric must be 'accuracy' or 'mAP', got 'top1'"):
         reskd(metric="top1")
+
+
+# ------------------------------------------------------------------------------------------- student alone
+def test_student_only_is_a_copy_of_the_student_without_teacher_distillers_or_taps() -> None:
+    optimizer = functools.partial(torch.optim.AdamW, lr=1e-3)
+    groups = ParamGroups(bias_lr_mult=2.0)
+    module = reskd(
+        distillers=[FeatureMapKD(stage="backbone.layer3")], optimizer=optimizer, label_smoothing=0.1,
+        mean=(1.0, 2.0, 3.0), std=(4.0, 5.0, 6.0), interpolation="bicubic", antialias=True, metric="mAP",
+        param_groups=groups, lr_base_batch_size=32,
+    ).eval()  # fmt: skip
+    hooked = module.student.backbone.layer3
+    assert len(hooked._forward_hooks) == 1  # the tap FeatureMapKD asked for
+
+    alone = module.student_only()
+    assert isinstance(alone, ResKDModule) and alone is not module
+    assert alone.teacher is None and alone.distillers == () and len(alone.distill_modules) == 0
+    assert alone.student is not module.student and type(alone.student) is TSN
+    for (key, mine), theirs in zip(alone.student.state_dict().items(), module.student.state_dict().values()):
+        assert torch.equal(mine, theirs) and mine.data_ptr() != theirs.data_ptr(), key
+    assert not any(m._forward_hooks for m in alone.student.modules())  # the copy carries no tap
+    assert len(hooked._forward_hooks) == 1 and module.distillers[0].name == "feature_map_kd_backbone_layer3"
+    # The same step settings.
+    for key in ("num_classes", "student_resolution", "teacher_resolution", "label_smoothing", "mean", "std",
+                "interpolation", "antialias", "metric", "lr_base_batch_size"):  # fmt: skip
+        assert alone.hparams[key] == module.hparams[key], key
+    assert (alone.num_classes, alone.student_resolution, alone.teacher_resolution) == (NUM_CLASSES, 16, 32)
+    assert alone.optimizer_factory is optimizer and alone.param_groups is groups and alone.label_smoothing == 0.1
+    assert alone.view_options == module.view_options == dict(
+        mean=(1.0, 2.0, 3.0), std=(4.0, 5.0, 6.0), mode="bicubic", antialias=True
+    )
+    assert alone.metric == "mAP" and not alone.training  # this module's mode
+    # It scores as the module does, and trains the student copy alone (the original's student is untouched).
+    video = torch.randint(0, 256, (2, 3, 2, 32, 32), dtype=torch.uint8)
+    assert torch.equal(alone.eval_probabilities({"video": video}), module.eval_probabilities({"video": video}))
+    before = module.student.cls_head.fc.weight.clone()
+    alone.train().training_step({"video": video, "label": torch.tensor([0, 1])}, 0).backward()
+    assert alone.student.cls_head.fc.weight.grad is not None and module.student.cls_head.fc.weight.grad is None
+    assert torch.equal(module.student.cls_head.fc.weight, before) and not module.training

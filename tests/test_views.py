@@ -6,7 +6,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reskd_lightning.views import IMAGENET_MEAN, IMAGENET_STD, attach_views, make_views, normalize_video
+from reskd_lightning import AttentionTransfer, FeatureMapKD, LogitMapKD
+from reskd_lightning.views import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INTERPOLATION_MODES,
+    attach_views,
+    make_views,
+    normalize_video,
+    resize_frames,
+)
 
 
 def test_views_are_bilinear_resizes_of_every_frame() -> None:
@@ -50,3 +59,17 @@ def test_attach_views_makes_only_the_missing_views() -> None:
     assert batch["clips"][16] is first16 and set(batch["clips"]) == {32, 16, 8}
     with pytest.raises(KeyError, match=r"no 'video' to make views \[4\]"):
         attach_views({"label": torch.zeros(2)}, [4])
+
+
+def test_every_interpolation_mode_resizes_each_frame_and_distillers_accept_exactly_those() -> None:
+    assert INTERPOLATION_MODES == ("bilinear", "bicubic", "nearest", "area")
+    maps = torch.randn(2, 3, 4, 4, 4)  # [N, C, T, h, w]
+    for mode in INTERPOLATION_MODES:
+        resized = resize_frames(maps, (7, 7), mode)
+        kwargs = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
+        assert torch.equal(resized[:, :, 2], F.interpolate(maps[:, :, 2], size=(7, 7), mode=mode, **kwargs)), mode
+        for distiller in (FeatureMapKD, AttentionTransfer, LogitMapKD):
+            assert distiller(mode=mode).mode == mode
+    for distiller in (FeatureMapKD, AttentionTransfer, LogitMapKD):
+        with pytest.raises(ValueError, match="mode must be .*got 'linear'"):
+            distiller(mode="linear")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 from pathlib import Path
@@ -21,7 +22,7 @@ from .distill.base import DistillationLoss
 from .files import atomic_write
 from .metrics import average_views, evaluation_metrics
 from .models.recognizer import ModelOutput, as_model_output
-from .models.weights import CLASSIFIER_PREFIX, WeightsMismatchError, load_weights
+from .models.weights import CLASSIFIER_PREFIX, WeightsMismatchError, check_state_dict, load_weights
 from .optim import (
     EpochScheduleWithWarmup,
     ParamGroups,
@@ -36,6 +37,8 @@ ModelSpec = nn.Module | Callable[[int], nn.Module]
 
 TEACHER_PREFIX = "teacher."
 DISTILL_PREFIX = "distill_modules."
+#: Where checkpoints keep every registered distiller's schedule progress (``state_key -> schedule_state()``).
+DISTILLERS_KEY = "distillers"
 
 TeacherMode = Literal["train", "bn_train", "eval"]
 TEACHER_MODES: tuple[str, ...] = ("train", "bn_train", "eval")
@@ -82,6 +85,36 @@ def _build(spec: ModelSpec | None, num_classes: int | None, role: str) -> nn.Mod
     return spec(num_classes)
 
 
+def _checked_settings(
+    num_classes: int | None,
+    student_resolution: int,
+    teacher_resolution: int,
+    has_teacher: bool,
+    teacher_ckpt: str | None,
+    teacher_mode: str,
+    teacher_weights: str,
+    teacher_bn_mode: str | None,
+    metric: str,
+    lr_base_batch_size: int | None,
+) -> str:
+    """Refuse bad ResKDModule arguments, naming them; the teacher's mode resolved (:func:`resolve_teacher_mode`)."""
+    if lr_base_batch_size is not None and (not isinstance(lr_base_batch_size, int) or lr_base_batch_size <= 0):
+        raise ValueError(f"lr_base_batch_size must be a positive number of videos or None, got {lr_base_batch_size!r}")
+    if metric not in ("accuracy", "mAP"):
+        raise ValueError(f"metric must be 'accuracy' or 'mAP', got {metric!r}")
+    teacher_mode = resolve_teacher_mode(teacher_mode, teacher_bn_mode)
+    if teacher_weights not in ("all", "backbone"):
+        raise ValueError(f"teacher_weights must be 'all' or 'backbone', got {teacher_weights!r}")
+    for key, value in (("student_resolution", student_resolution), ("teacher_resolution", teacher_resolution)):
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{key} must be a positive number of pixels, got {value!r}")
+    if num_classes is not None and num_classes <= 0:
+        raise ValueError(f"num_classes must be positive, got {num_classes}")
+    if teacher_ckpt is not None and not has_teacher:
+        raise ValueError(f"teacher_ckpt={teacher_ckpt!r} is set but no teacher network is given")
+    return teacher_mode
+
+
 class ResKDModule(pl.LightningModule):
     """Train a student on low-resolution clips, taught by a frozen teacher that sees the same clips at high
     resolution (ResKD); with no teacher, train a plain recognizer (a teacher stage or a low-resolution
@@ -104,6 +137,11 @@ class ResKDModule(pl.LightningModule):
     code loads only ``backbone.*`` keys): every key but the classifier's (``cls_head.*``) must match, and the
     classifier stays as initialised (a teacher trained on other classes), so distillers that read the
     teacher's classifier (``uses_teacher_logits``) are refused.
+
+    Distillers (see :class:`~reskd_lightning.distill.DistillationLoss` for the contract) see only the two
+    networks. Their learnable parts (adapters) belong to this module, in ``distill_modules[name]``, and their
+    schedules' progress is saved once, in ``checkpoint["distillers"]``, for trainer-callback and ``distillers=``
+    distillers alike.
 
     The teacher is left out of checkpoints (``save_teacher=False``) and reloaded from ``teacher_ckpt`` when the
     module is built again, so resuming works. Validation and test run the student alone at ``student_resolution``, averaging softmax over test
@@ -163,6 +201,8 @@ class ResKDModule(pl.LightningModule):
               init_args: {weight: 100}
     """
 
+    # long: a quarter of it is the signature (the LightningCLI arguments, one a line); the body sets up in order
+    # (checks, hyper-parameters, networks, distillers, metrics), each part short.
     def __init__(
         self,
         student: ModelSpec,
@@ -188,22 +228,10 @@ class ResKDModule(pl.LightningModule):
         lr_base_batch_size: int | None = None,
     ) -> None:
         super().__init__()
-        if lr_base_batch_size is not None and (not isinstance(lr_base_batch_size, int) or lr_base_batch_size <= 0):
-            raise ValueError(
-                f"lr_base_batch_size must be a positive number of videos or None, got {lr_base_batch_size!r}"
-            )
-        if metric not in ("accuracy", "mAP"):
-            raise ValueError(f"metric must be 'accuracy' or 'mAP', got {metric!r}")
-        teacher_mode = resolve_teacher_mode(teacher_mode, teacher_bn_mode)
-        if teacher_weights not in ("all", "backbone"):
-            raise ValueError(f"teacher_weights must be 'all' or 'backbone', got {teacher_weights!r}")
-        for key, value in (("student_resolution", student_resolution), ("teacher_resolution", teacher_resolution)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{key} must be a positive number of pixels, got {value!r}")
-        if num_classes is not None and num_classes <= 0:
-            raise ValueError(f"num_classes must be positive, got {num_classes}")
-        if teacher_ckpt is not None and teacher is None:
-            raise ValueError(f"teacher_ckpt={teacher_ckpt!r} is set but no teacher network is given")
+        teacher_mode = _checked_settings(
+            num_classes, student_resolution, teacher_resolution, teacher is not None, teacher_ckpt, teacher_mode,
+            teacher_weights, teacher_bn_mode, metric, lr_base_batch_size,
+        )  # fmt: skip
         # Lists, as VideoDataModule saves them: Lightning refuses to log a DataModule's and a model's
         # hyperparameters side by side when one key holds a list in one and a tuple in the other.
         mean, std = [float(m) for m in mean], [float(s) for s in std]
@@ -240,7 +268,8 @@ class ResKDModule(pl.LightningModule):
         self.param_groups = param_groups
         self.lr_base_batch_size = lr_base_batch_size
 
-        # Learnable parts of distillers (adapters) live here, so Lightning moves, wraps, optimises and saves them.
+        # Learnable parts of distillers (adapters) live here, and only here (their one owner), so Lightning moves,
+        # wraps, optimises and saves them; a distiller reads its own through `DistillationLoss.learnable`.
         self.distill_modules = nn.ModuleDict()
         self._distillers: list[DistillationLoss] = []
         # Intermediate maps the distillers read: hooks on the networks' submodules fill these during training.
@@ -286,10 +315,8 @@ class ResKDModule(pl.LightningModule):
                 "teacher's classifier as initialised: use teacher_weights: all with a teacher checkpoint of "
                 f"{self.num_classes} classes, or distillers that read only features (FeatureMapKD, AttentionTransfer)"
             )
-        distiller.bind(self)
-        learnable = distiller.learnable_modules()
-        if learnable is not None:
-            self.distill_modules[distiller.name] = learnable
+        # The distiller sees the two networks and the store of its learnable parts, nothing else of the module.
+        distiller.attach(self.student, self.teacher, self.distill_modules)
         for role, paths in (("student", distiller.student_taps), ("teacher", distiller.teacher_taps)):
             for path in paths:
                 self._add_tap(role, path)
@@ -390,6 +417,44 @@ class ResKDModule(pl.LightningModule):
             raise RuntimeError("this ResKDModule has no teacher")
         return self._run("teacher", clip)
 
+    # ---------------------------------------------------------------------------------------- student alone
+    def student_only(self) -> "ResKDModule":
+        """A new ResKDModule around a deep copy of the student, without teacher and distillers: what training,
+        timing or scoring the student alone uses (``benchmark``'s student step, a low-resolution baseline).
+
+        The copy carries none of this module's forward hooks (the taps distillers asked for). The new module
+        has this module's settings but those of the teacher and the distillers: ``num_classes``, both
+        resolutions, ``optimizer``, ``lr_scheduler``, ``param_groups``, ``lr_base_batch_size``,
+        ``label_smoothing``, the views' ``mean``/``std``/``interpolation``/``antialias`` and ``metric``. It is on
+        the student's device, in this module's train/eval mode; this module is left as it is.
+        """
+        student = copy.deepcopy(self.student)
+        # Hooks this module put on the student's submodules (the taps) were copied with them: drop them by id.
+        # torch has no public way to list a module's hooks; `_forward_hooks` is its registry, keyed by handle id.
+        tap_ids = {handle.id for handle in self._tap_hooks.values()}
+        for submodule in student.modules():
+            for hook_id in tap_ids:
+                submodule._forward_hooks.pop(hook_id, None)
+        options = self.view_options
+        alone = ResKDModule(
+            student,
+            num_classes=self.num_classes,
+            student_resolution=self.student_resolution,
+            teacher_resolution=self.teacher_resolution,
+            optimizer=self.optimizer_factory,
+            lr_scheduler=self.lr_scheduler_factory,
+            label_smoothing=self.label_smoothing,
+            mean=options["mean"],
+            std=options["std"],
+            interpolation=options["mode"],
+            antialias=options["antialias"],
+            metric=self.metric,
+            param_groups=self.param_groups,
+            lr_base_batch_size=self.lr_base_batch_size,
+        )
+        device = next(self.student.parameters(), torch.empty(0, device=self.device)).device
+        return alone.to(device).train(self.training)
+
     # ---------------------------------------------------------------------------------------------- steps
     def _resolutions(self, with_teacher: bool) -> list[int]:
         return [self.student_resolution] + ([self.teacher_resolution] if with_teacher else [])
@@ -448,8 +513,14 @@ class ResKDModule(pl.LightningModule):
         hot = hot.float()
         return hot.long(), hot / hot.sum(-1, keepdim=True).clamp_min(1)
 
-    def _eval_logits(self, batch: dict[str, Any]) -> Tensor:
-        """Student probabilities, softmax-averaged over test views when the clip is ``[N, V, C, T, H, W]``."""
+    def eval_probabilities(self, batch: dict[str, Any]) -> Tensor:
+        """Class probabilities ``[N, K]`` of the student alone, as validation, test and predict score videos.
+
+        ``batch`` holds ``video`` (uint8 or normalised float ``[N, C, T, H, W]``, or ``[N, V, C, T, H, W]`` with
+        ``V`` test views) or ready ``clips``; the student's view at ``student_resolution`` is made (and added to
+        ``batch["clips"]``) as in a step. With views, the softmax is averaged over them. The module's current
+        mode applies (call ``eval()`` first for inference) and gradients are not disabled here.
+        """
         attach_views(batch, [self.student_resolution], **self.view_options)
         clip = batch["clips"][self.student_resolution]
         if clip.dim() == 6:
@@ -462,7 +533,7 @@ class ResKDModule(pl.LightningModule):
         self.val_loss.reset()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        probs = self._eval_logits(batch)
+        probs = self.eval_probabilities(batch)
         target, loss_target = self._targets(batch)
         loss = F.nll_loss(probs.clamp_min(1e-8).log(), loss_target) if loss_target.dim() == 1 else (
             -(loss_target * probs.clamp_min(1e-8).log()).sum(-1).mean()
@@ -484,14 +555,14 @@ class ResKDModule(pl.LightningModule):
         return out
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
-        probs = self._eval_logits(batch)
+        probs = self.eval_probabilities(batch)
         self.test_metrics.update(probs, self._targets(batch)[0])
         self.log_dict(self.test_metrics, on_epoch=True, batch_size=probs.shape[0])
         self._log_failed_videos(batch, "test")
         return self._per_video(batch, probs)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
-        return self._per_video(batch, self._eval_logits(batch))
+        return self._per_video(batch, self.eval_probabilities(batch))
 
     # ------------------------------------------------------------------------------------------ optimizer
     def trainable_parameters(self) -> list[nn.Parameter]:
@@ -560,35 +631,36 @@ class ResKDModule(pl.LightningModule):
             rank_zero_warn("ResKDModule has a teacher but no distiller: the teacher is not run and teaches nothing")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Distillers passed as `distillers=` are not trainer callbacks: their schedules' progress is kept here.
-        checkpoint["distillers"] = {d.state_key: d.state_dict() for d in self._distillers}
+        # The one place schedules' progress is saved, for trainer-callback and `distillers=` distillers alike
+        # (their Lightning callback state is empty).
+        checkpoint[DISTILLERS_KEY] = {d.state_key: d.schedule_state() for d in self._distillers}
         if not self.save_teacher:
             state = checkpoint["state_dict"]
             for key in [k for k in state if k.startswith(TEACHER_PREFIX)]:
                 del state[key]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        states = checkpoint.get("distillers", {})
+        # Checkpoints written before the progress was saved only here also hold it as callback state (the same
+        # values; DistillationLoss.load_state_dict reads it there).
+        states = checkpoint.get(DISTILLERS_KEY, {})
         for distiller in self._distillers:
             if distiller.state_key in states:
-                distiller.load_state_dict(states[distiller.state_key])
+                distiller.load_schedule_state(states[distiller.state_key])
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
         """Load a checkpoint that may lack the teacher (restored from ``teacher_ckpt`` instead).
 
-        Any other missing key, and any unexpected key, raises when ``strict``; distiller modules of a fit
-        checkpoint are tolerated in a run that has no such distillers (validation, test).
+        Any other missing key, and any unexpected key, raises when ``strict`` (a
+        :class:`~reskd_lightning.models.weights.WeightsMismatchError`, a ``RuntimeError`` as torch's); distiller
+        modules of a fit checkpoint are tolerated in a run that has no such distillers (validation, test).
         """
         own = self.state_dict()
-        missing = [k for k in own if k not in state_dict and not k.startswith(TEACHER_PREFIX)]
-        unexpected = [k for k in state_dict if k not in own and not k.startswith(DISTILL_PREFIX)]
-        if strict and (missing or unexpected):
-            raise RuntimeError(
-                "checkpoint does not match ResKDModule: "
-                f"missing keys {missing[:10]}{' ...' if len(missing) > 10 else ''}, "
-                f"unexpected keys {unexpected[:10]}{' ...' if len(unexpected) > 10 else ''} "
-                "(only teacher.* keys may be missing)"
-            )
+        if strict:
+            check_state_dict(
+                own, state_dict, "checkpoint", type(self).__name__, ignore_missing=(TEACHER_PREFIX,),
+                ignore_unexpected=(DISTILL_PREFIX,),
+                hint=f"only {TEACHER_PREFIX}* keys may be missing and {DISTILL_PREFIX}* keys be extra",
+            )  # fmt: skip
         return super().load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=False, assign=assign)
 
     def export_student(self, path: str | os.PathLike) -> Path:

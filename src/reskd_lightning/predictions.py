@@ -23,6 +23,7 @@ from torch import Tensor
 from .data.annotations import VideoRecord, load_class_names
 from .data.dataset import UNREADABLE
 from .files import atomic_write
+from .models.weights import check_state_dict, load_checkpoint
 
 if TYPE_CHECKING:
     from .data.datamodule import VideoDataModule
@@ -301,12 +302,10 @@ class VideoPredictor:
     ) -> "VideoPredictor":
         """Rebuild from a ``reskd fit`` checkpoint. ``classes_file``: class names, one a line (default: the
         data's, else class ids); ``num_clips`` / ``crop``: override the run's test clips and crops."""
-        from .module import ResKDModule
+        from .module import DISTILL_PREFIX, TEACHER_PREFIX, ResKDModule
 
         ckpt_path = Path(ckpt_path)
-        if not ckpt_path.is_file():
-            raise FileNotFoundError(f"checkpoint {str(ckpt_path)!r} does not exist")
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        checkpoint = load_checkpoint(ckpt_path)  # a missing file raises FileNotFoundError naming it
         data_hparams = checkpoint.get("datamodule_hyper_parameters")
         if not data_hparams:
             raise ValueError(
@@ -316,13 +315,14 @@ class VideoPredictor:
             )
         # No teacher: prediction runs the student alone, and teacher_ckpt may not exist on this machine.
         # strict=False: a checkpoint saved with its teacher has teacher.* keys this module does not hold; every
-        # key it does hold is checked below.
+        # key it does hold is checked below, and only teacher.* and distill_modules.* keys may be extra.
         module = ResKDModule.load_from_checkpoint(
             ckpt_path, map_location="cpu", weights_only=False, strict=False, teacher=None, teacher_ckpt=None
         )
-        missing = [k for k in module.state_dict() if k not in checkpoint["state_dict"]]
-        if missing:
-            raise RuntimeError(f"{ckpt_path} lacks the student's weights {missing[:10]}")
+        check_state_dict(
+            module.state_dict(), checkpoint["state_dict"], str(ckpt_path), "the student's ResKDModule",
+            ignore_unexpected=(TEACHER_PREFIX, DISTILL_PREFIX),
+        )  # fmt: skip
         overrides = {k: v for k, v in (("num_test_clips", num_clips), ("test_crop", crop)) if v is not None}
         data_hparams = {k: v for k, v in data_hparams.items() if not k.startswith("_")}
         data_hparams.update(overrides, num_classes=module.num_classes)
@@ -374,7 +374,7 @@ class VideoPredictor:
             # The data layer's message names the record; the cause names the file and what is wrong with it.
             raise type(e)(f"cannot read {path!r}: {e.__cause__ or e}") from e
         batch = {"video": sample["video"].unsqueeze(0).to(self.device)}
-        return self.module._eval_logits(batch)[0].cpu()
+        return self.module.eval_probabilities(batch)[0].cpu()
 
     def predict(self, video: str | os.PathLike) -> VideoPrediction:
         """The video's probabilities and its ``top_k`` classes."""

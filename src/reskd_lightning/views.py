@@ -18,6 +18,10 @@ from torch import Tensor
 IMAGENET_MEAN: tuple[float, float, float] = (123.675, 116.28, 103.53)
 IMAGENET_STD: tuple[float, float, float] = (58.395, 57.12, 57.375)
 
+#: The ``mode`` values of :func:`resize_frames` that distillers accept for upsampling a map (``F.interpolate``'s
+#: 2-D modes).
+INTERPOLATION_MODES: tuple[str, ...] = ("bilinear", "bicubic", "nearest", "area")
+
 
 def normalize_video(
     video: Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import pytest
+import pytorch_lightning as pl
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 from reskd_lightning import DistillationLoss, ModelOutput, ResKDModule
 from reskd_lightning.models import TSN
@@ -25,11 +27,12 @@ def out(
     return ModelOutput(features=features, logits=logits, taps=taps)
 
 
+def tsn(backbone: str = "resnet18") -> TSN:
+    return TSN(NUM_CLASSES, backbone=backbone, dropout=0.0, init_std=0.01)
+
+
 def tiny_reskd(distillers: list[DistillationLoss], **kwargs: Any) -> ResKDModule:
     """TSN-R18 student at 16 px and TSN-R18 teacher at 32 px."""
-    def tsn() -> TSN:
-        return TSN(NUM_CLASSES, backbone="resnet18", dropout=0.0, init_std=0.01)
-
     args: dict[str, Any] = dict(
         student=tsn(), teacher=tsn(), num_classes=NUM_CLASSES, student_resolution=16, teacher_resolution=32,
         distillers=distillers,
@@ -56,3 +59,37 @@ def record_logs(module: ResKDModule, monkeypatch: pytest.MonkeyPatch) -> dict[st
 
     monkeypatch.setattr(module, "log", log)
     return logged
+
+
+class ClipsDataModule(pl.LightningDataModule):
+    """A user's own DataModule: 8 training and 4 validation clips (``clip_batch``'s), batches of 4."""
+
+    def __init__(self, size: int = 32) -> None:
+        super().__init__()
+        self.size = size
+
+    def _loader(self, n: int) -> DataLoader:
+        batch = clip_batch(n=n, size=self.size)
+        pairs = TensorDataset(batch["video"], batch["label"])
+        return DataLoader(pairs, batch_size=4, collate_fn=lambda items: {
+            "video": torch.stack([v for v, _ in items]), "label": torch.stack([y for _, y in items]),
+        })  # fmt: skip
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(8)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(4)
+
+
+class LogEverything(pl.Callback):
+    """Collects every value logged on a training step."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+        self.values: dict[str, list[float]] = {}
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        for key, value in trainer.callback_metrics.items():
+            self.keys.add(key)
+            self.values.setdefault(key, []).append(float(value))

@@ -45,6 +45,33 @@ def test_every_paper_model_and_modern_cnn_is_registered() -> None:
     )
 
 
+def test_registry_builds_by_name_and_lists_known_names_on_error() -> None:
+    assert list_models("tsn_r1*") == ["tsn_r101", "tsn_r152", "tsn_r18"]
+    model = build_model("tsn_r18", num_classes=2)
+    assert isinstance(model, TSN) and model.feature_dim == 512 and model.num_classes == 2
+    with pytest.raises(KeyError, match="unknown model 'tsn_r19'; known models: .*tsn_r18"):
+        build_model("tsn_r19", num_classes=2)
+
+
+def test_recognizer_refuses_a_four_dimensional_input() -> None:
+    with pytest.raises(ValueError, match=r"TSN expects a clip of shape \[N, C, T, H, W\], got shape \(2, 3, 8, 8\)"):
+        TSN(2, backbone="resnet18")(torch.randn(2, 3, 8, 8))
+
+
+def test_tsn_head_averages_the_segments_features() -> None:
+    model = TSN(3, backbone="resnet18").eval()
+    with torch.no_grad():
+        features = model.forward_features(torch.randn(1, 3, 2, 64, 64))
+        assert features.shape == (1, 512, 2, 2, 2)
+        pooled = features.mean((2, 3, 4))
+        assert torch.allclose(model.cls_head.fc(pooled), model.forward_head(features), atol=1e-6)
+
+
+def test_slowonly_runs_at_low_resolution_with_a_narrow_stem() -> None:
+    out = SlowOnly(4, base_channels=8)(torch.randn(1, 3, 4, 64, 64))
+    assert out.features.shape == (1, 256, 4, 2, 2) and out.logits.shape == (1, 4)
+
+
 #: Deep ResNets are checked at 224 px once, on the paper's teacher (TSN-R152); the others at 112 and 96 px.
 DEEP_AT_LOW_RESOLUTION_ONLY = ("tsn_r101", "tsm_r101", "tsm_r152")
 
@@ -60,6 +87,8 @@ def test_registered_cnn_runs_at_224_112_and_96_px(name: str) -> None:
         assert out.features.shape[1] == model.feature_dim
         assert out.logits.shape == (1, 7)
         assert torch.isfinite(out.logits).all()
+        with torch.no_grad():
+            assert torch.allclose(out.logits, model.forward_head(out.features)), (name, size)
 
 
 #: Small members of each family (tiny widths where the builder allows) with a clip each runs on quickly.
@@ -123,12 +152,16 @@ def test_tsm_shifts_every_block_and_every_second_one_in_deep_networks_as_tsm_doe
     assert len(TSM(2, backbone="resnet101").shifted_blocks) == 2 + 2 + 12 + 2
 
 
-def test_tsm_loads_imagenet_resnet_weights_as_they_are(tmp_path: Path) -> None:
-    resnet = torchvision.models.resnet18()
+@pytest.mark.parametrize("family", [TSN, TSM])
+def test_tsn_and_tsm_load_a_plain_torchvision_resnet_state_dict(family: type, tmp_path: Path) -> None:
+    resnet = torchvision.models.resnet18(num_classes=1000)
     torch.save(resnet.state_dict(), tmp_path / "resnet18.pth")
-    model = TSM(4, backbone="resnet18", pretrained=str(tmp_path / "resnet18.pth"))
-    assert torch.equal(model.backbone.layer1[0].conv1.weight, resnet.layer1[0].conv1.weight)
-    assert model.state_dict().keys() == TSN(4, backbone="resnet18").state_dict().keys()
+    model = family(7, backbone="resnet18", pretrained=str(tmp_path / "resnet18.pth"))
+    for key, value in resnet.state_dict().items():
+        if not key.startswith("fc."):  # torchvision's ImageNet classifier is not ours
+            assert torch.equal(model.backbone.state_dict()[key], value), key
+    assert model.cls_head.fc.weight.shape == (7, 512)  # the classifier is new for the new classes
+    assert model.state_dict().keys() == TSN(7, backbone="resnet18").state_dict().keys()
 
 
 # --- weights in and out ----------------------------------------------------------------------------------------
@@ -273,6 +306,8 @@ def test_bad_arguments_name_the_value_and_the_choices() -> None:
         X3D(2, variant="xxl")
     with pytest.raises(ValueError, match="unknown TSM backbone 'resnet20'; choose one of"):
         TSM(2, backbone="resnet20")
+    with pytest.raises(ValueError, match="unknown TSN backbone 'vgg16'; choose one of"):
+        TSN(2, backbone="vgg16")
     with pytest.raises(ValueError, match="shift_div must be at least 2.*got 1"):
         TSM(2, backbone="resnet18", shift_div=1)
     with pytest.raises(ValueError, match="base_channels must be a positive multiple of 8, got 12"):

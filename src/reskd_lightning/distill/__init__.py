@@ -1,9 +1,10 @@
-"""Distillation losses, each a Lightning callback that ResKDModule pulls a loss term from."""
+"""Distillation losses, each a Lightning callback that ResKDModule pulls a loss term from (the contract:
+:class:`DistillationLoss`)."""
 
 from .attention import AttentionTransfer, attention_map, attention_transfer_loss
 from .base import DistillationLoss, SoftTargetLoss, as_feature_map, tapped
 from .dkd import DecoupledKD, dkd_terms
-from .feature import FeatureMapKD, upsample_feature_map
+from .feature import FeatureMapKD
 from .logit import LogitKD, LogitMapKD, kd_kl_div, logit_map_kl, logit_map_of
 from .schedules import Constant, Cosine, LinearWarmup, Progress, Schedule
 
@@ -28,5 +29,4 @@ __all__ = [
     "logit_map_kl",
     "logit_map_of",
     "tapped",
-    "upsample_feature_map",
 ]

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..models.recognizer import ModelOutput
+from ..views import INTERPOLATION_MODES, resize_frames
 from .base import DistillationLoss, as_feature_map, tapped
-from .feature import MODES, check_stage, upsample_feature_map
+from .feature import check_stage
 from .schedules import Schedule
-
-if TYPE_CHECKING:
-    from ..module import ResKDModule
 
 
 def attention_map(features: Tensor, p: float = 2.0) -> Tensor:
@@ -34,7 +32,7 @@ def attention_transfer_loss(
         )
     a_s = attention_map(student_map.float(), p)
     a_t = attention_map(teacher_map.detach().float(), p)
-    a_s = upsample_feature_map(a_s.unsqueeze(1), tuple(a_t.shape[-2:]), mode).squeeze(1)
+    a_s = resize_frames(a_s.unsqueeze(1), tuple(a_t.shape[-2:]), mode).squeeze(1)
     a_s = F.normalize(a_s.flatten(2), dim=-1)
     a_t = F.normalize(a_t.flatten(2), dim=-1)
     return (a_s - a_t).pow(2).mean()
@@ -114,8 +112,8 @@ class AttentionTransfer(DistillationLoss):
             )
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not p > 0:
             raise ValueError(f"AttentionTransfer: p must be > 0, got {p!r}")
-        if mode not in MODES:
-            raise ValueError(f"AttentionTransfer: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if mode not in INTERPOLATION_MODES:
+            raise ValueError(f"AttentionTransfer: mode must be one of {', '.join(INTERPOLATION_MODES)}, got {mode!r}")
         self.stages = student
         self.teacher_stages = teacher
         super().__init__(weight=weight, name=name, weight_schedule=weight_schedule)
@@ -136,11 +134,11 @@ class AttentionTransfer(DistillationLoss):
     def teacher_taps(self) -> tuple[str, ...]:
         return self.teacher_stages or ()
 
-    def bind(self, module: "ResKDModule") -> None:
+    def bind(self, student: nn.Module, teacher: nn.Module) -> None:
         """Check that every stage is a submodule of its network."""
         for stage, teacher_stage in self._pairs():
-            check_stage(module.student, stage, "student", self.name)
-            check_stage(module.teacher, teacher_stage, "teacher", self.name)
+            check_stage(student, stage, "student", self.name)
+            check_stage(teacher, teacher_stage, "teacher", self.name)
 
     def _pairs(self) -> list[tuple[str | None, str | None]]:
         if self.stages is None or self.teacher_stages is None:

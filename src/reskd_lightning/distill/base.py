@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import re
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 import pytorch_lightning as pl
 from torch import Tensor, nn
 
 from ..models.recognizer import ModelOutput
 from .schedules import Progress, Schedule
-
-if TYPE_CHECKING:
-    from ..module import ResKDModule
 
 
 def _snake_case(name: str) -> str:
@@ -22,22 +20,38 @@ def _snake_case(name: str) -> str:
 class DistillationLoss(pl.Callback):
     """Base class of every distiller: a callback that contributes ``current_weight * term`` to the student's loss.
 
-    Lightning callbacks cannot change a loss, so the module pulls: in ``setup(stage="fit")`` the distiller
-    registers itself with the :class:`~reskd_lightning.ResKDModule`, and each ``training_step`` calls
-    ``term = distiller(student_out, teacher_out, batch)``, adds ``distiller.current_weight * term`` to the
-    loss and logs ``term`` as ``train/distill/<name>``. Learnable parts (returned by
-    :meth:`learnable_modules`) are attached to the module, so Lightning moves, wraps, optimises and
-    checkpoints them. The same object may instead be passed as ``ResKDModule(distillers=[...])``.
+    DESIGN, the contract between a distiller and :class:`~reskd_lightning.ResKDModule`:
+
+    * Registration. Lightning callbacks cannot change a loss, so the module pulls: in ``setup(stage="fit")`` the
+      distiller calls the module's ``register_distiller`` (the same object may instead be passed as
+      ``ResKDModule(distillers=[...])``, registered when the module is built). Registering calls
+      :meth:`attach` with the two networks and the module's store of learnable parts, nothing else of the
+      module. Each ``training_step`` then calls ``term = distiller(student_out, teacher_out, batch)``, adds
+      ``distiller.current_weight * term`` to the loss and logs ``term`` as ``train/distill/<name>``.
+    * What a distiller sees: :meth:`bind` gets the student and the teacher (``nn.Module``) to check them and
+      read what the term needs (widths, stages, classifiers); the networks' outputs come to :meth:`forward`.
+    * Learnable parts (an adapter) have one owner, the module: :meth:`build_learnable` makes them new for the
+      bound networks, the module keeps them in ``module.distill_modules[name]`` (so Lightning moves, wraps,
+      optimises and checkpoints them, under ``distill_modules.<name>.*``), and the distiller reaches them
+      through :attr:`learnable`, a look-up in that store, never a copy of its own.
+    * Schedule progress has one owner too, the distiller (:attr:`progress`, moved by the module before each
+      step with :meth:`update_progress`), and is saved in one place: the module writes every registered
+      distiller's :meth:`schedule_state` into ``checkpoint["distillers"][state_key]`` and restores it in
+      ``on_load_checkpoint`` (``load_from_checkpoint`` and a resumed fit alike), whether the distiller is a
+      trainer callback or a ``distillers=`` entry. Lightning's callback state (:meth:`state_dict`) stays empty;
+      checkpoints written before this contract also hold the progress there, which :meth:`load_state_dict`
+      still reads (the same values).
 
     Intermediate maps: a distiller lists module paths in :attr:`student_taps` / :attr:`teacher_taps`
     (``"backbone.layer3"``); the module captures those submodules' outputs during the forward passes and hands
     them over in ``ModelOutput.taps``.
 
-    Schedules: ``weight_schedule`` scales the weight with training progress (linear warm-up, cosine, ...). The
-    progress is the distiller's ``state_dict``, so a resumed run continues the schedule.
+    Schedules: ``weight_schedule`` scales the weight with training progress (linear warm-up, cosine, ...), so a
+    resumed run continues the schedule.
 
-    Subclasses implement :meth:`forward`. ``name`` makes an instance unique (its ``state_key``), so two
-    instances of one class coexist when their names differ.
+    Subclasses implement :meth:`forward`, and :meth:`bind` / :meth:`build_learnable` when they look at the
+    networks or learn something. ``name`` makes an instance unique (its ``state_key``), so two instances of one
+    class coexist when their names differ. A distiller serves the module it was last registered with.
 
     Teacher's classifier: :attr:`uses_teacher_logits` says whether the term reads the teacher's classifier
     (its ``logits``, or its logit map as LogitMapKD). It is ``True`` unless a subclass says otherwise, the safe
@@ -54,6 +68,21 @@ class DistillationLoss(pl.Callback):
     #: Whether :meth:`forward` reads the teacher's classifier output (logits or logit maps); see above.
     uses_teacher_logits: bool = True
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A distiller written for the former contract would silently lose its adapter or fail at registration.
+        if "learnable_modules" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__name__} defines learnable_modules(), which distillers no longer have: return new "
+                "learnable parts from build_learnable() and read them back through self.learnable"
+            )
+        bind = cls.__dict__.get("bind")
+        if bind is not None and len(inspect.signature(bind).parameters) == 2:
+            raise TypeError(
+                f"{cls.__name__}.bind takes one argument (the module, the former contract); distillers are bound "
+                "with bind(self, student, teacher): the two networks"
+            )
+
     def __init__(self, weight: float = 1.0, name: str | None = None, weight_schedule: Schedule | None = None) -> None:
         super().__init__()
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
@@ -67,6 +96,7 @@ class DistillationLoss(pl.Callback):
         self.name = name or self.default_name()
         self.weight_schedule = weight_schedule
         self.progress = Progress()
+        self._store: nn.ModuleDict | None = None
 
     def default_name(self) -> str:
         """The name used when none is given: the class name in snake case."""
@@ -99,13 +129,24 @@ class DistillationLoss(pl.Callback):
         """Called by the module before each training step with the trainer's position."""
         self.progress = Progress(int(step), float(epoch), total_steps, total_epochs)
 
-    def state_dict(self) -> dict[str, Any]:
+    def schedule_state(self) -> dict[str, Any]:
+        """The schedules' progress, as the module saves it in ``checkpoint["distillers"][state_key]``."""
         return {"progress": self.progress.state_dict()}
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        progress = state_dict.get("progress")
+    def load_schedule_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`schedule_state` returned."""
+        progress = state.get("progress")
         if progress is not None:
             self.progress = Progress(**progress)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Lightning's callback state: empty, so the progress is saved once (by the module, see the class)."""
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Callback state of a checkpoint written before the module alone saved the progress: the same values
+        as its ``checkpoint["distillers"]`` entry."""
+        self.load_schedule_state(state_dict)
 
     # ------------------------------------------------------------------------------------ the module side
     @property
@@ -118,13 +159,31 @@ class DistillationLoss(pl.Callback):
         """Module paths in the teacher whose outputs this distiller reads from ``ModelOutput.taps``."""
         return ()
 
-    def bind(self, module: "ResKDModule") -> None:
-        """Called once when the distiller is registered, before :meth:`learnable_modules`: look at the
-        networks (their widths, their heads). The default does nothing."""
+    def bind(self, student: nn.Module, teacher: nn.Module) -> None:
+        """Look at the two networks when the distiller is registered, before :meth:`build_learnable`: check
+        them (stages, widths, heads) and keep what :meth:`forward` reads from them. The default does nothing."""
 
-    def learnable_modules(self) -> nn.Module | None:
-        """Modules with parameters to train with the student (an adapter); ``None`` when there are none."""
+    def build_learnable(self) -> nn.Module | None:
+        """New learnable parts for the bound networks (an adapter), or ``None`` (the default). Called once per
+        registration, after :meth:`bind`; the module owns what it returns (see the class)."""
         return None
+
+    def attach(self, student: nn.Module, teacher: nn.Module, store: nn.ModuleDict) -> None:
+        """Called by the module that registers this distiller: :meth:`bind` to the networks, put what
+        :meth:`build_learnable` makes into the module's ``store`` under :attr:`name`, and read
+        :attr:`learnable` from that store from now on."""
+        self.bind(student, teacher)
+        learnable = self.build_learnable()
+        if learnable is not None:
+            store[self.name] = learnable
+        self._store = store
+
+    @property
+    def learnable(self) -> nn.Module | None:
+        """This distiller's learnable parts as the module it is registered with holds them (``None`` before
+        registration, or when it has none)."""
+        store = self._store
+        return store[self.name] if store is not None and self.name in store else None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
@@ -146,7 +205,6 @@ class DistillationLoss(pl.Callback):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, weight={self.weight})"
-
 
 
 class SoftTargetLoss(DistillationLoss):

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.recognizer import ModelOutput
-from ..views import resize_frames
+from ..views import INTERPOLATION_MODES, resize_frames
 from .base import DistillationLoss, as_feature_map, tapped
 from .schedules import Schedule
-
-if TYPE_CHECKING:
-    from ..module import ResKDModule
-
-MODES = ("bilinear", "bicubic", "nearest", "area")
-
-
-def upsample_feature_map(features: Tensor, size: tuple[int, int], mode: str = "bilinear") -> Tensor:
-    """Resize a feature map ``[N, C, T, h, w]`` to ``size`` frame by frame (``align_corners=False``)."""
-    return resize_frames(features, size, mode)
 
 
 def output_channels(module: nn.Module) -> int | None:
@@ -64,7 +54,8 @@ class FeatureMapKD(DistillationLoss):
     224 px) and compared by mean squared error; the paper weighs it 100 against cross-entropy and uses no
     adapter. Options beyond the paper: another stage's map (a module path, e.g. ``backbone.layer3`` of a TSN),
     another upsampling mode, and a learnable 1x1x1 convolution on the student's map when the widths differ
-    (``adapter: true``; it is trained, moved, wrapped by DDP and checkpointed with the student).
+    (``adapter: true``; the module holds it in ``distill_modules[name]``, so it is trained, moved, wrapped by
+    DDP and checkpointed with the student; :attr:`adapter` reads it from there).
 
     Args:
         weight: multiplier of the term (100 in the paper).
@@ -103,7 +94,7 @@ class FeatureMapKD(DistillationLoss):
         name: str | None = None,
         weight_schedule: Schedule | None = None,
     ) -> None:
-        if mode not in MODES:
+        if mode not in INTERPOLATION_MODES:
             raise ValueError(f"FeatureMapKD: mode must be bilinear, bicubic, nearest or area, got {mode!r}")
         for key, value in (("student_channels", student_channels), ("teacher_channels", teacher_channels)):
             if value is not None and (not isinstance(value, int) or value <= 0):
@@ -116,7 +107,8 @@ class FeatureMapKD(DistillationLoss):
         self.student_channels = student_channels
         self.teacher_channels = teacher_channels
         self.channels_last = channels_last
-        self.adapter: nn.Module | None = None
+        #: Widths of the student's and the teacher's maps, read by :meth:`bind` (``None``: unknown).
+        self.widths: tuple[int | None, int | None] = (student_channels, teacher_channels)
 
     def default_name(self) -> str:
         if self.stage is None and self.teacher_stage is None:
@@ -131,27 +123,35 @@ class FeatureMapKD(DistillationLoss):
     def teacher_taps(self) -> tuple[str, ...]:
         return () if self.teacher_stage is None else (self.teacher_stage,)
 
-    def bind(self, module: "ResKDModule") -> None:
-        check_stage(module.student, self.stage, "student", self.name)
-        check_stage(module.teacher, self.teacher_stage, "teacher", self.name)
-        s = self.student_channels or stage_channels(module.student, self.stage)
-        t = self.teacher_channels or stage_channels(module.teacher, self.teacher_stage)
-        if self.use_adapter:
-            if s is None or t is None:
-                raise ValueError(
-                    f"{self.name}: cannot read the widths of the student ({s}) and teacher ({t}) maps for the adapter; "
-                    "set student_channels and teacher_channels"
-                )
-            if self.adapter is None:
-                self.adapter = nn.Conv3d(s, t, kernel_size=1)
-        elif s is not None and t is not None and s != t:
+    def bind(self, student: nn.Module, teacher: nn.Module) -> None:
+        """Check the stages and read the two maps' widths (given ones win); different widths need the adapter."""
+        check_stage(student, self.stage, "student", self.name)
+        check_stage(teacher, self.teacher_stage, "teacher", self.name)
+        s = self.student_channels or stage_channels(student, self.stage)
+        t = self.teacher_channels or stage_channels(teacher, self.teacher_stage)
+        if self.use_adapter and (s is None or t is None):
+            raise ValueError(
+                f"{self.name}: cannot read the widths of the student ({s}) and teacher ({t}) maps for the adapter; "
+                "set student_channels and teacher_channels"
+            )
+        if not self.use_adapter and s is not None and t is not None and s != t:
             raise ValueError(
                 f"{self.name}: the student's map has {s} channels and the teacher's {t}; set `adapter: true` to "
                 "learn a 1x1x1 projection between them"
             )
+        self.widths = (s, t)
 
-    def learnable_modules(self) -> nn.Module | None:
-        return self.adapter
+    def build_learnable(self) -> nn.Module | None:
+        """A new 1x1x1 convolution from the student's width to the teacher's, with ``adapter: true``."""
+        s, t = self.widths
+        if not self.use_adapter or s is None or t is None:
+            return None
+        return nn.Conv3d(s, t, kernel_size=1)
+
+    @property
+    def adapter(self) -> nn.Module | None:
+        """The adapter, as the module this distiller is registered with holds it (``None`` before that)."""
+        return self.learnable
 
     def forward(self, student: ModelOutput, teacher: ModelOutput, batch: Mapping[str, Any]) -> Tensor:
         n = student.logits.shape[0]
@@ -167,13 +167,19 @@ class FeatureMapKD(DistillationLoss):
                 f"{self.name}: expected 5-D feature maps [N, C, T, h, w], got student {tuple(s.shape)} and "
                 f"teacher {tuple(t.shape)}"
             )
-        if self.adapter is not None:
-            s = self.adapter(s)
+        adapter = self.adapter
+        if adapter is None and self.use_adapter:
+            raise RuntimeError(
+                f"{self.name}: the adapter is built when the distiller is registered with a ResKDModule (as a "
+                "trainer callback or in `distillers=`); it is not registered"
+            )
+        if adapter is not None:
+            s = adapter(s)
         if s.shape[:3] != t.shape[:3]:
-            hint = "" if self.adapter is not None else " (set `adapter: true` for different widths)"
+            hint = "" if adapter is not None else " (set `adapter: true` for different widths)"
             raise ValueError(
                 f"{self.name}: student and teacher maps must agree in batch, channels and frames; got student "
                 f"{tuple(s.shape)} and teacher {tuple(t.shape)}{hint}"
             )
-        s = upsample_feature_map(s.float(), tuple(t.shape[-2:]), self.mode)
+        s = resize_frames(s.float(), tuple(t.shape[-2:]), self.mode)
         return F.mse_loss(s, t.detach().float())

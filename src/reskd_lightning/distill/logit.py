@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from typing import Any, Literal, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.recognizer import ModelOutput
+from ..views import INTERPOLATION_MODES, resize_frames
 from .base import SoftTargetLoss
-from .feature import MODES, upsample_feature_map
 from .schedules import Schedule
-
-if TYPE_CHECKING:
-    from ..module import ResKDModule
 
 
 def kd_kl_div(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:
@@ -130,28 +127,27 @@ class LogitMapKD(SoftTargetLoss):
         super().__init__(weight, temperature, name, weight_schedule, temperature_schedule)
         if reduction not in ("mean", "batchmean"):
             raise ValueError(f"LogitMapKD: reduction must be 'mean' or 'batchmean', got {reduction!r}")
-        if mode not in MODES:
-            raise ValueError(f"LogitMapKD: mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if mode not in INTERPOLATION_MODES:
+            raise ValueError(f"LogitMapKD: mode must be one of {', '.join(INTERPOLATION_MODES)}, got {mode!r}")
         self.reduction = reduction
         self.mode = mode
         self._networks: tuple[nn.Module, nn.Module] | None = None
 
-    def bind(self, module: "ResKDModule") -> None:
+    def bind(self, student: nn.Module, teacher: nn.Module) -> None:
         """Keep the student and the teacher, whose classifiers make the logit maps."""
-        for role in ("student", "teacher"):
-            network = getattr(module, role)
+        for role, network in (("student", student), ("teacher", teacher)):
             if not hasattr(network, "logit_map") and not hasattr(getattr(network, "cls_head", None), "logit_map"):
                 raise TypeError(
                     f"{self.name}: the {role} ({type(network).__name__}) has no `logit_map(features)` method nor a "
                     "`cls_head.logit_map`; LogitMapKD applies each network's classifier at every location"
                 )
-        self._networks = (module.student, module.teacher)
+        self._networks = (student, teacher)
 
     def forward(self, student: ModelOutput, teacher: ModelOutput, batch: Mapping[str, Any]) -> Tensor:
         if self._networks is None:
             raise RuntimeError(
                 f"{self.name}: LogitMapKD needs the networks' classifiers; register it with a ResKDModule (as a "
-                "trainer callback or in `distillers=`) or call `bind(module)` first"
+                "trainer callback or in `distillers=`) or call `bind(student, teacher)` first"
             )
         if student.features is None or teacher.features is None:
             raise ValueError(f"{self.name}: LogitMapKD needs feature maps; the student or teacher gave none")
@@ -179,7 +175,7 @@ def logit_map_kl(
             f"{where}: the logit maps must agree in batch, classes and frames; got student {tuple(student_map.shape)} "
             f"and teacher {tuple(teacher_map.shape)}"
         )
-    s = upsample_feature_map(student_map.float(), tuple(teacher_map.shape[-2:]), mode)
+    s = resize_frames(student_map.float(), tuple(teacher_map.shape[-2:]), mode)
     k = s.shape[1]
     log_p_s = F.log_softmax(s.movedim(1, -1).reshape(-1, k) / temperature, dim=-1)
     log_p_t = F.log_softmax(teacher_map.detach().float().movedim(1, -1).reshape(-1, k) / temperature, dim=-1)

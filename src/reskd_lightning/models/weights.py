@@ -5,6 +5,10 @@ One path serves every model: :func:`read_weights` reads a file and brings it int
 ``convert`` function the model passes), then :func:`load_state_dict_checked` (a full checkpoint) or
 :func:`load_pretrained` (an initialisation that may re-initialise the classifier) loads it. 2-D weights become
 3-D ones with :func:`inflate_conv_weight` / :func:`inflate_state_dict`.
+
+Every check of a checkpoint's keys against a module's is :func:`check_state_dict` (networks here,
+``ResKDModule.load_state_dict``, the predictor's checkpoints), and every checkpoint file is read by
+:func:`load_checkpoint`.
 """
 
 from __future__ import annotations
@@ -90,8 +94,11 @@ def extract_state_dict(
 CLASSIFIER_PREFIX = "cls_head."
 
 
-class WeightsMismatchError(ValueError):
+class WeightsMismatchError(ValueError, RuntimeError):
     """Weights that do not fit a module: the message names ``source`` and the keys; the attributes list them.
+
+    A ``ValueError`` (bad weights), and a ``RuntimeError`` as the error of ``torch.nn.Module.load_state_dict``,
+    which ``ResKDModule.load_state_dict`` raises it in place of.
 
     Attributes:
         source: where the weights came from (a path, a weight name).
@@ -126,6 +133,47 @@ def _preview(keys: Iterable[str], limit: int = 8) -> str:
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
+def check_state_dict(
+    expected: Mapping[str, Any],
+    state_dict: Mapping[str, Any],
+    source: str,
+    target: str,
+    ignore_missing: Iterable[str] = (),
+    ignore_unexpected: Iterable[str] = (),
+    hint: str = "",
+) -> None:
+    """The one check of a checkpoint's keys: raise :class:`WeightsMismatchError` unless ``state_dict`` (from
+    ``source``) has every key of ``expected`` (a module's state dict, the module called ``target`` in the
+    message), no other key, and each key's shape.
+
+    ``ignore_missing``/``ignore_unexpected`` are key prefixes that may legitimately be missing / be extra.
+    ``hint`` ends the message (what may differ, how to fix it).
+    """
+    ignore_missing, ignore_unexpected = tuple(ignore_missing), tuple(ignore_unexpected)
+    missing = [k for k in expected if k not in state_dict and not (ignore_missing and k.startswith(ignore_missing))]
+    unexpected = [
+        k for k in state_dict if k not in expected and not (ignore_unexpected and k.startswith(ignore_unexpected))
+    ]
+    shapes = {
+        k: (tuple(state_dict[k].shape), tuple(own.shape))
+        for k, own in expected.items()
+        if k in state_dict and hasattr(state_dict[k], "shape") and state_dict[k].shape != own.shape
+    }
+    if not (missing or unexpected or shapes):
+        return
+    parts = [f"weights from {source} do not match {target}:"]
+    if missing:
+        parts.append(f"  missing keys ({len(missing)}): {_preview(missing)}")
+    if unexpected:
+        parts.append(f"  unexpected keys ({len(unexpected)}): {_preview(unexpected)}")
+    if shapes:
+        shown = [f"{k}: file {file} vs model {model}" for k, (file, model) in list(shapes.items())[:8]]
+        parts.append(f"  wrong shapes ({len(shapes)}): {'; '.join(shown)}")
+    if hint:
+        parts.append(f"  ({hint})")
+    raise WeightsMismatchError("\n".join(parts), source, missing, unexpected, shapes)
+
+
 def load_state_dict_checked(
     module: nn.Module,
     state_dict: Mapping[str, Tensor],
@@ -134,37 +182,20 @@ def load_state_dict_checked(
     ignore_unexpected: Iterable[str] = (),
     skip: Iterable[str] = (),
 ) -> None:
-    """Load ``state_dict`` into ``module``; any missing, unexpected or wrongly shaped key raises.
+    """Load ``state_dict`` into ``module``; any missing, unexpected or wrongly shaped key raises
+    (:func:`check_state_dict`).
 
     ``ignore_missing``/``ignore_unexpected`` are key prefixes that may legitimately differ. ``skip`` are key
     prefixes left out altogether: the file's keys under them are neither checked nor loaded and the module's
     stay as they are (for example a classifier kept as initialised for a new number of classes). The error, a
     :class:`WeightsMismatchError`, names ``source`` and the keys.
     """
-    ignore_missing, ignore_unexpected, skip = tuple(ignore_missing), tuple(ignore_unexpected), tuple(skip)
+    ignore_missing, skip = tuple(ignore_missing), tuple(skip)
     if skip:
         state_dict = {k: v for k, v in state_dict.items() if not k.startswith(skip)}
         ignore_missing += skip
     own = module.state_dict()
-    missing = [k for k in own if k not in state_dict and not (ignore_missing and k.startswith(ignore_missing))]
-    unexpected = [
-        k for k in state_dict if k not in own and not (ignore_unexpected and k.startswith(ignore_unexpected))
-    ]
-    shapes = {
-        k: (tuple(state_dict[k].shape), tuple(own[k].shape))
-        for k in own
-        if k in state_dict and state_dict[k].shape != own[k].shape
-    }
-    if missing or unexpected or shapes:
-        parts = [f"weights from {source} do not match {type(module).__name__}:"]
-        if missing:
-            parts.append(f"  missing keys ({len(missing)}): {_preview(missing)}")
-        if unexpected:
-            parts.append(f"  unexpected keys ({len(unexpected)}): {_preview(unexpected)}")
-        if shapes:
-            shown = [f"{k}: file {file} vs model {model}" for k, (file, model) in list(shapes.items())[:8]]
-            parts.append(f"  wrong shapes ({len(shapes)}): {'; '.join(shown)}")
-        raise WeightsMismatchError("\n".join(parts), source, missing, unexpected, shapes)
+    check_state_dict(own, state_dict, source, type(module).__name__, ignore_missing, ignore_unexpected)
     module.load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=False)
 
 

@@ -1,4 +1,5 @@
-"""Distillers inside ResKDModule: stages, adapters, stacking, schedules that survive a resume, logit maps."""
+"""Distillers inside ResKDModule: the contract (bind to the networks, adapters owned by the module, schedule state
+saved once), stages, adapters, stacking, schedules that survive a resume, logit maps."""
 
 from __future__ import annotations
 
@@ -9,32 +10,88 @@ from typing import Any
 import pytest
 import pytorch_lightning as pl
 import torch
-from test_module import NUM_CLASSES, UserDataModule, reskd, tsn
+from distill_helpers import NUM_CLASSES, ClipsDataModule, LogEverything, clip_batch, out, tiny_reskd, tsn
+from torch import Tensor, nn
 
-from reskd_lightning import FeatureMapKD, LogitKD, LogitMapKD, ModelOutput, ResKDModule
+from reskd_lightning import AttentionTransfer, DistillationLoss, FeatureMapKD, LogitKD, LogitMapKD, ModelOutput
+from reskd_lightning import ResKDModule
 from reskd_lightning.distill import Constant, Cosine, LinearWarmup, Progress, logit_map_kl
 from reskd_lightning.models.backbones.swin import VideoSwin
 
 
-def batch(n: int = 2, frames: int = 2, size: int = 32) -> dict[str, Any]:
-    g = torch.Generator().manual_seed(1)
-    return {
-        "video": torch.randint(0, 256, (n, 3, frames, size, size), generator=g, dtype=torch.uint8),
-        "label": torch.randint(0, NUM_CLASSES, (n,), generator=g),
-    }
+def fit(
+    module: ResKDModule, trainer_kwargs: dict[str, Any], max_epochs: int = 1, ckpt_path: str | None = None, **kw: Any
+) -> pl.Trainer:
+    """One epoch (or ``max_epochs``) of two training batches, no validation."""
+    trainer = pl.Trainer(
+        **{**trainer_kwargs, "max_epochs": max_epochs, "limit_train_batches": 2, "limit_val_batches": 0}, **kw
+    )
+    trainer.fit(module, datamodule=ClipsDataModule(), ckpt_path=ckpt_path)
+    return trainer
 
 
-class LogEverything(pl.Callback):
-    """Collects every value logged on a training step."""
+# ------------------------------------------------------------------------------------------------ the contract
+class Recorded(DistillationLoss):
+    """A user's distiller that records what it is bound to and learns a scale."""
+
+    uses_teacher_logits = False
 
     def __init__(self) -> None:
-        self.keys: set[str] = set()
-        self.values: dict[str, list[float]] = {}
+        super().__init__(weight=1.0)
+        self.bound: list[tuple[nn.Module, nn.Module]] = []
 
-    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
-        for key, value in trainer.callback_metrics.items():
-            self.keys.add(key)
-            self.values.setdefault(key, []).append(float(value))
+    def bind(self, student: nn.Module, teacher: nn.Module) -> None:
+        self.bound.append((student, teacher))
+
+    def build_learnable(self) -> nn.Module:
+        return nn.Linear(1, 1, bias=False)
+
+    def forward(self, student: ModelOutput, teacher: ModelOutput, batch: Any) -> Tensor:
+        scale = self.learnable.weight.squeeze()
+        return ((scale * student.features - teacher.features.detach()) ** 2).mean()
+
+
+def test_a_distiller_is_bound_to_the_two_networks_and_nothing_else_of_the_module() -> None:
+    distiller = Recorded()
+    module = tiny_reskd([distiller])
+    assert len(distiller.bound) == 1
+    student, teacher = distiller.bound[0]
+    assert student is module.student and teacher is module.teacher
+    module.register_distiller(distiller)  # the same object again: a no-op
+    assert len(distiller.bound) == 1
+
+
+def test_distillers_written_for_the_former_contract_are_refused_with_the_new_names() -> None:
+    with pytest.raises(TypeError, match=r"defines learnable_modules\(\).* build_learnable\(\) .* self.learnable"):
+        type("Old", (DistillationLoss,), {"learnable_modules": lambda self: None})
+    with pytest.raises(TypeError, match=r"Old.bind takes one argument .* bind\(self, student, teacher\)"):
+        type("Old", (DistillationLoss,), {"bind": lambda self, module: None})
+
+
+def test_learnable_parts_are_owned_by_the_module_and_read_from_it() -> None:
+    distiller = Recorded()
+    assert distiller.learnable is None  # before registration: nothing built, nothing kept
+    first = tiny_reskd([distiller])
+    assert set(first.distill_modules) == {"recorded"}
+    assert distiller.learnable is first.distill_modules["recorded"]
+    # The distiller keeps no copy: it reads the module's store, whatever the module holds now.
+    replacement = nn.Linear(1, 1, bias=False)
+    first.distill_modules["recorded"] = replacement
+    assert distiller.learnable is replacement
+    # A distiller registered with a second module gets new parts there and serves that module; the first
+    # module's parts are its own and stay where they are.
+    second = tiny_reskd([distiller])
+    assert second.distill_modules["recorded"] is not replacement
+    assert distiller.learnable is second.distill_modules["recorded"]
+    assert first.distill_modules["recorded"] is replacement
+    loss = second.training_step(clip_batch(), 0)
+    loss.backward()
+    assert second.distill_modules["recorded"].weight.grad is not None and replacement.weight.grad is None
+
+
+def test_an_adapter_distiller_outside_a_module_says_it_is_not_registered() -> None:
+    with pytest.raises(RuntimeError, match="the adapter is built when the distiller is registered with a ResKDModule"):
+        FeatureMapKD(adapter=True)(out(torch.zeros(1, 4, 1, 2, 2)), out(torch.zeros(1, 8, 1, 2, 2)), {})
 
 
 # ------------------------------------------------------------------------------------------------ schedules
@@ -61,6 +118,7 @@ def test_schedules_give_the_documented_factors() -> None:
         (lambda: Cosine(unit="iter"), r"unit must be 'epoch' or 'step', got 'iter'"),
         (lambda: LogitKD(weight_schedule=0.5), r"weight_schedule must be a reskd_lightning.distill.Schedule"),
         (lambda: LogitMapKD(reduction="sum"), r"reduction must be 'mean' or 'batchmean', got 'sum'"),
+        (lambda: LogitMapKD(mode="linear"), r"LogitMapKD: mode must be one of bilinear, bicubic, nearest, area"),
     ],
 )
 def test_schedules_and_distillers_name_bad_values(make, message: str) -> None:
@@ -69,43 +127,53 @@ def test_schedules_and_distillers_name_bad_values(make, message: str) -> None:
 
 
 def test_weight_and_temperature_follow_their_schedules() -> None:
-    kd = LogitKD(weight=2.0, temperature=4.0, weight_schedule=LinearWarmup(warmup=10), temperature_schedule=Cosine(0.25))
+    def make() -> LogitKD:
+        return LogitKD(
+            weight=2.0, temperature=4.0, weight_schedule=LinearWarmup(warmup=10), temperature_schedule=Cosine(0.25)
+        )
+
+    kd = make()
     kd.update_progress(step=0, epoch=5.0, total_epochs=10)
     assert kd.current_weight == pytest.approx(1.0) and kd.current_temperature == pytest.approx(2.5)
-    state = kd.state_dict()
-    fresh = LogitKD(weight=2.0, temperature=4.0, weight_schedule=LinearWarmup(warmup=10), temperature_schedule=Cosine(0.25))
+    state = kd.schedule_state()
+    assert state == {"progress": {"step": 0, "epoch": 5.0, "total_steps": None, "total_epochs": 10}}
+    assert kd.state_dict() == {}  # no Lightning callback state: the module saves the progress (once)
+    fresh = make()
     assert fresh.current_weight == 0.0
-    fresh.load_state_dict(state)
+    fresh.load_schedule_state(state)
     assert fresh.current_weight == pytest.approx(1.0) and fresh.current_temperature == pytest.approx(2.5)
+    # Callback state of a checkpoint written before: still read.
+    legacy = make()
+    legacy.load_state_dict(state)
+    assert legacy.progress == kd.progress
 
 
 @pytest.mark.parametrize("as_callback", [True, False])
-def test_resumed_run_continues_the_weight_schedule(
+def test_resumed_run_continues_the_weight_schedule_saved_once(
     as_callback: bool, tmp_path: Path, quiet_trainer_kwargs: dict[str, Any]
 ) -> None:
     def run(max_epochs: int, ckpt_path: str | None = None) -> tuple[pl.Trainer, FeatureMapKD]:
         distiller = FeatureMapKD(weight=10.0, weight_schedule=LinearWarmup(warmup=4))
-        module = reskd(distillers=[] if as_callback else [distiller])
-        trainer = pl.Trainer(
-            **{**quiet_trainer_kwargs, "max_epochs": max_epochs, "limit_train_batches": 2, "limit_val_batches": 0},
-            callbacks=[distiller] if as_callback else [],
-        )
-        trainer.fit(module, datamodule=UserDataModule(), ckpt_path=ckpt_path)
+        module = tiny_reskd([] if as_callback else [distiller])
+        trainer = fit(module, quiet_trainer_kwargs, max_epochs, callbacks=[distiller] if as_callback else [],
+                      ckpt_path=ckpt_path)  # fmt: skip
         return trainer, distiller
 
     trainer, first = run(max_epochs=1)
     trainer.save_checkpoint(tmp_path / "epoch1.ckpt")
     saved = torch.load(tmp_path / "epoch1.ckpt", weights_only=False)
-    assert saved["distillers"][first.state_key]["progress"]["epoch"] == pytest.approx(0.5)  # last step: batch 1 of 2
-    if as_callback:
-        assert saved["callbacks"][first.state_key]["progress"]["step"] == 1
+    # One place, whether the distiller is a trainer callback or a `distillers=` entry; last step: batch 1 of 2.
+    assert saved["distillers"] == {
+        first.state_key: {"progress": {"step": 1, "epoch": 0.5, "total_steps": 2, "total_epochs": 1}}
+    }
+    assert first.state_key not in saved.get("callbacks", {})
 
     # Resuming restores the progress before the first step, and training goes on from epoch 1 of the warm-up.
     restored = FeatureMapKD(weight=10.0, weight_schedule=LinearWarmup(warmup=4))
-    restored.load_state_dict(saved["distillers"][first.state_key])
+    restored.load_schedule_state(saved["distillers"][first.state_key])
     assert restored.current_weight == pytest.approx(10.0 * 0.5 / 4)
     _, resumed = run(max_epochs=2, ckpt_path=str(tmp_path / "epoch1.ckpt"))
-    assert resumed.progress.epoch == pytest.approx(1.5) and resumed.progress.step == 3
+    assert resumed.progress == Progress(step=3, epoch=1.5, total_steps=4, total_epochs=2)
     assert resumed.current_weight == pytest.approx(10.0 * 1.5 / 4)
 
 
@@ -115,23 +183,20 @@ def test_two_feature_distillers_on_different_stages_are_each_logged(quiet_traine
     assert (last.name, layer3.name) == ("feature_map_kd", "feature_map_kd_backbone_layer3")
     assert last.state_key != layer3.state_key
     logs = LogEverything()
-    module = reskd()
-    trainer = pl.Trainer(
-        **{**quiet_trainer_kwargs, "max_epochs": 1, "limit_train_batches": 2, "limit_val_batches": 0},
-        callbacks=[last, layer3, logs],
-    )
-    trainer.fit(module, datamodule=UserDataModule())
+    module = tiny_reskd([])
+    fit(module, quiet_trainer_kwargs, callbacks=[last, layer3, logs])
     assert {"train/distill/feature_map_kd_step", "train/distill/feature_map_kd_backbone_layer3_step"} <= logs.keys
+    assert all(v > 0 for v in logs.values["train/distill/feature_map_kd_backbone_layer3_step"])
     assert [d.name for d in module.distillers] == ["feature_map_kd", "feature_map_kd_backbone_layer3"]
     assert module._taps == {"student": {}, "teacher": {}}  # captured maps are not kept past the step
 
 
 def test_stage_tap_is_the_unfolded_stage_output() -> None:
-    module = reskd(distillers=[FeatureMapKD(stage="backbone.layer3")])
-    b = batch()
+    module = tiny_reskd([FeatureMapKD(stage="backbone.layer3")])
+    b = clip_batch()
     clip = torch.randn(2, 3, 2, 32, 32)
-    out = module._run("teacher", clip)
-    tap = out.taps["backbone.layer3"]
+    teacher_out = module._run("teacher", clip)
+    tap = teacher_out.taps["backbone.layer3"]
     assert tap.shape == (2 * 2, 256, 2, 2)  # TSN runs frames as a batch: [N*T, C, h, w], layer3 at 1/16
     distiller = module.distillers[0]
     # The term equals the MSE of the unfolded, upsampled maps computed by hand from the two stage outputs.
@@ -141,29 +206,34 @@ def test_stage_tap_is_the_unfolded_stage_output() -> None:
     s_map = s.taps["backbone.layer3"].view(2, 2, 256, 1, 1).transpose(1, 2)
     t_map = tap.view(2, 2, 256, 2, 2).transpose(1, 2)
     expected = ((s_map.expand_as(t_map) - t_map) ** 2).mean()  # a 1x1 map upsamples to a constant 2x2
-    assert distiller(s, out, b).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert distiller(s, teacher_out, b).item() == pytest.approx(expected.item(), rel=1e-5)
     assert module.training_step(b, 0).isfinite()
 
 
-def test_a_stage_that_does_not_exist_lists_the_networks_modules() -> None:
-    with pytest.raises(ValueError, match=r"has no submodule 'backbone.layer9'.*\['backbone', 'cls_head'\]"):
-        reskd(distillers=[FeatureMapKD(stage="backbone.layer9")])
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: FeatureMapKD(stage="backbone.layer9"), "feature_map_kd_backbone_layer9"),
+        (lambda: AttentionTransfer(stages=["backbone.layer9"]), "attention_transfer_backbone_layer9"),
+    ],
+)
+def test_a_stage_that_does_not_exist_lists_the_networks_modules(make, name: str) -> None:
+    message = rf"{name}: the student \(TSN\) has no submodule 'backbone.layer9'; its top-level modules are " \
+              r"\['backbone', 'cls_head'\]"  # fmt: skip
+    with pytest.raises(ValueError, match=message):
+        tiny_reskd([make()])
 
 
 def test_different_widths_need_an_adapter_which_is_trained_and_checkpointed(
     tmp_path: Path, quiet_trainer_kwargs: dict[str, Any]
 ) -> None:
     with pytest.raises(ValueError, match=r"student's map has 512 channels and the teacher's 2048; set `adapter: true`"):
-        reskd(teacher=tsn("resnet50"), distillers=[FeatureMapKD()])
+        tiny_reskd([FeatureMapKD()], teacher=tsn("resnet50"))
 
     distiller = FeatureMapKD(adapter=True)
-    module = reskd(teacher=tsn("resnet50"))
-    trainer = pl.Trainer(
-        **{**quiet_trainer_kwargs, "max_epochs": 1, "limit_train_batches": 2, "limit_val_batches": 0},
-        callbacks=[distiller],
-    )
+    module = tiny_reskd([], teacher=tsn("resnet50"))
     assert distiller.adapter is None  # built when the callback registers, in setup("fit")
-    trainer.fit(module, datamodule=UserDataModule())
+    trainer = fit(module, quiet_trainer_kwargs, callbacks=[distiller])
     adapter = module.distill_modules["feature_map_kd"]
     assert adapter is distiller.adapter and adapter.weight.shape == (2048, 512, 1, 1, 1)
     optimized = {id(p) for group in trainer.optimizers[0].param_groups for p in group["params"]}
@@ -172,16 +242,18 @@ def test_different_widths_need_an_adapter_which_is_trained_and_checkpointed(
     trainer.save_checkpoint(tmp_path / "run.ckpt")
     state = torch.load(tmp_path / "run.ckpt", weights_only=False)["state_dict"]
     assert torch.equal(state["distill_modules.feature_map_kd.weight"], adapter.weight.detach())
+    assert torch.equal(state["distill_modules.feature_map_kd.bias"], adapter.bias.detach())
     # A test-time module without the distiller loads the checkpoint (the adapter is training-only).
     plain = ResKDModule(student=tsn(), num_classes=NUM_CLASSES, student_resolution=16)
     plain.load_state_dict(state)
+    assert torch.equal(plain.student.cls_head.fc.weight, state["student.cls_head.fc.weight"])
 
 
 # --------------------------------------------------------------------------------------------- logit maps
 def test_logit_map_kd_compares_each_networks_classifier_at_every_location() -> None:
     student, teacher = tsn("resnet18"), tsn("resnet50")  # 512 and 2048 channels: each uses its own head
-    module = reskd(student=student, teacher=teacher, distillers=[LogitMapKD()])
-    b = batch(size=64)
+    module = tiny_reskd([LogitMapKD()], student=student, teacher=teacher)
+    b = clip_batch(size=64)
     s = module._run("student", torch.randn(2, 3, 2, 32, 32))
     t = module.teacher_forward(torch.randn(2, 3, 2, 64, 64))
     assert s.features.shape[-2:] == (1, 1) and t.features.shape[-2:] == (2, 2)
@@ -196,7 +268,7 @@ def test_logit_map_kd_compares_each_networks_classifier_at_every_location() -> N
     assert term.item() == pytest.approx(expected.item(), rel=1e-4)
     assert logit_map_kl(s_map, t_map, 2.0).item() == pytest.approx(expected.item(), rel=1e-4)
     batchmean = LogitMapKD(reduction="batchmean")
-    batchmean.bind(module)
+    batchmean.bind(student, teacher)
     per_location = (p_t * (p_t.log() - log_p_s)).sum(1).mean() * 4  # summed over classes, times T^2
     assert batchmean(s, t, b).item() == pytest.approx(per_location.item(), rel=1e-4)
     term.backward()
@@ -211,7 +283,7 @@ def test_logit_map_kd_trains_a_video_swin_pair_of_different_widths() -> None:
         student=swin(16), teacher=swin(32), num_classes=NUM_CLASSES, student_resolution=32, teacher_resolution=64,
         distillers=[LogitMapKD()],
     )  # fmt: skip
-    loss = module.training_step(batch(frames=4, size=64), 0)
+    loss = module.training_step(clip_batch(frames=4, size=64), 0)
     loss.backward()
     assert loss.isfinite()
     assert module.student.cls_head.fc.weight.grad.abs().sum() > 0
@@ -219,6 +291,8 @@ def test_logit_map_kd_trains_a_video_swin_pair_of_different_widths() -> None:
 
 
 def test_logit_map_kd_outside_a_module_says_how_to_bind() -> None:
-    out = ModelOutput(features=torch.zeros(1, 4, 1, 2, 2), logits=torch.zeros(1, 4))
-    with pytest.raises(RuntimeError, match=r"register it with a ResKDModule .* or call `bind\(module\)`"):
-        LogitMapKD()(out, out, {})
+    output = ModelOutput(features=torch.zeros(1, 4, 1, 2, 2), logits=torch.zeros(1, 4))
+    with pytest.raises(RuntimeError, match=r"register it with a ResKDModule .* or call `bind\(student, teacher\)`"):
+        LogitMapKD()(output, output, {})
+    with pytest.raises(TypeError, match=r"logit_map_kd: the student \(Linear\) has no `logit_map\(features\)`"):
+        LogitMapKD().bind(nn.Linear(1, 1), tsn())
