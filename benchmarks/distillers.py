@@ -23,8 +23,9 @@ from typing import Any, Callable, Sequence  # noqa: E402
 import pytorch_lightning as pl  # noqa: E402
 
 from reskd_lightning import FeatureMapKD, LogitKD, LogitMapKD  # noqa: E402
-from reskd_lightning.cli import cli_main  # noqa: E402
+from reskd_lightning.lightning_cli import cli_main  # noqa: E402
 from reskd_lightning.distill import AttentionTransfer, DecoupledKD, DistillationLoss, LinearWarmup  # noqa: E402
+from reskd_lightning.tools.config import load_config  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -72,12 +73,10 @@ def train_teacher(epochs: int | None) -> Path:
 
 def run_row(name: str, teacher: Path, root: Path, epochs: int) -> dict[str, Any]:
     distillers = ROWS[name]()
-    cli = cli_main(
-        ["--config", str(CONFIGS / "demo.yaml"), "--model.teacher_ckpt", str(teacher),
-         "--trainer.default_root_dir", str(root / "runs")],
-        run=False,
-    )  # fmt: skip
-    model, data = cli.model, cli.datamodule
+    loaded = load_config(
+        CONFIGS / "demo.yaml", ["--model.teacher_ckpt", str(teacher), "--trainer.default_root_dir", str(root / "runs")]
+    )
+    model, data = loaded.model, loaded.datamodule
     if not distillers:  # the low-resolution baseline: the same student, no teacher
         model.teacher = None
     log = EpochLog()

@@ -18,7 +18,7 @@ from typing import Sequence  # noqa: E402
 
 import torch  # noqa: E402
 
-from reskd_lightning.efficiency import count_macs, throughput  # noqa: E402
+from reskd_lightning.efficiency import count_macs, measure_inference, random_clip  # noqa: E402
 from reskd_lightning.models import build_model_for_input, list_models  # noqa: E402
 
 #: The default set: one network per family (the deeper ResNets and Swin-B only add minutes).
@@ -47,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for resolution in (high, low):
             model = build_model_for_input(name, 400, resolution, args.frames)
             macs.append(count_macs(model, resolution, args.frames))
-            rates.append(throughput(model, resolution, args.frames, batch=args.batch, iters=args.iters))
+            clip = random_clip(resolution, args.frames, batch=args.batch)
+            rates.append(measure_inference(model, clip, iters=args.iters).clips_per_s)
             del model
         speedup = rates[1] / rates[0]
         line = f"{name:<14} {rates[0]:14.2f} {rates[1]:14.2f} {speedup:8.2f}x {macs[0] / macs[1]:10.2f}x"

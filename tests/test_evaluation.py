@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from test_cli import write_config
+from demo_configs import write_config
 from torchmetrics.classification import MultilabelAveragePrecision
 
 from reskd_lightning import ResKDModule, VideoDataModule

@@ -23,7 +23,7 @@ Library use (notebooks, tests)::
                    students={112: "runs/reskd_112.ckpt"}, resolutions=[224, 160, 112, 96, 72])
     paths = write_analysis(rows, "runs/analysis/anet", loggers=trainer.loggers)
 
-Command line (``reskd analyze``)::
+Command line: ``reskd analyze`` (:mod:`reskd_lightning.tools.analyze`)::
 
     reskd analyze --config configs/anet.yaml --high teacher.ckpt --low-res 112=baseline.ckpt \\
         --student 112=student.ckpt --resolutions 224 160 112 96 72 [--limit-batches 50] [--data.batch_size 4]
@@ -35,9 +35,8 @@ import contextlib
 import dataclasses
 import math
 import os
-import re
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
+from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
@@ -49,7 +48,7 @@ from .module import ResKDModule
 from .views import resize_clip, resize_frames
 
 #: The modes of the analysis, by letter (the CSV's ``mode`` column), and what each evaluates.
-MODES: dict[str, str] = {
+ANALYSIS_MODES: dict[str, str] = {
     "A": "high-res network, high-res input",
     "B": "high-res network, low-res input",
     "C": "network trained at low res",
@@ -99,7 +98,7 @@ class RoundTrip(nn.Module):
 
 # ------------------------------------------------------------------------------------------ networks in
 @dataclasses.dataclass
-class Run:
+class NetworkAtResolution:
     """A trained network and the resolution it is evaluated at (``checkpoint``: where it came from)."""
 
     network: nn.Module
@@ -107,24 +106,19 @@ class Run:
     checkpoint: str = ""
 
 
-def _build_from_spec(spec: Any, num_classes: int | None, source: str) -> nn.Module:
-    """A network from a ``ResKDModule`` network spec: a module, a ``num_classes -> module`` callable, or a
-    LightningCLI ``{class_path, init_args}`` (``init_args`` without ``num_classes``)."""
+def build_network(spec: Any, num_classes: int | None, source: str) -> nn.Module:
+    """A network from a ``ResKDModule`` network spec: a network, a ``num_classes -> network`` factory (what
+    :func:`reskd_lightning.tools.config.load_config` makes of a config's ``model.student``), or the
+    ``{class_path, init_args}`` that ``reskd fit`` checkpoints keep in their hyper-parameters, rebuilt the way
+    Lightning's ``load_from_checkpoint`` rebuilds them."""
     if isinstance(spec, nn.Module):
         return spec
-    if isinstance(spec, Mapping) or hasattr(spec, "class_path"):
-        from jsonargparse import ArgumentParser, Namespace
+    if isinstance(spec, Mapping) and "class_path" in spec:
+        from pytorch_lightning.cli import instantiate_module
 
-        from .module import ModelSpec
-
-        parser = ArgumentParser(exit_on_error=False)
-        parser.add_argument("--network", type=ModelSpec)
-        value = spec.as_dict() if isinstance(spec, Namespace) else dict(spec)
-        cfg = parser.parse_object({"network": value})
-        instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
-        spec = instantiate(cfg).network
-        if isinstance(spec, nn.Module):
-            return spec
+        if num_classes is None and "num_classes" not in (spec.get("init_args") or {}):
+            raise ValueError(f"{source}: the number of classes is unknown; give the DataModule's num_classes")
+        return instantiate_module(ResKDModule, {"student": dict(spec), "num_classes": num_classes}).student
     if callable(spec):
         if num_classes is None:
             raise ValueError(f"{source}: the number of classes is unknown; give the DataModule's num_classes")
@@ -135,15 +129,15 @@ def _build_from_spec(spec: Any, num_classes: int | None, source: str) -> nn.Modu
     )
 
 
-def load_run(
+def load_network(
     path: str | os.PathLike,
     resolution: int | None = None,
     network: Any = None,
     num_classes: int | None = None,
-) -> Run:
+) -> NetworkAtResolution:
     """A trained network from a checkpoint: our Lightning checkpoint (the network is rebuilt from its
     hyper-parameters), an exported student, a plain state dict or an mmaction2 checkpoint (built from
-    ``network``, a ``ResKDModule``-style spec, and loaded with every key checked).
+    ``network``, see :func:`build_network`, and loaded with every key checked).
 
     Only the trained network (a run's ``student.*``) is read: a ResKD checkpoint's teacher is not rebuilt, so
     its ``teacher_ckpt`` need not exist. ``resolution`` defaults to the one the run trained at.
@@ -153,7 +147,7 @@ def load_run(
     hparams = checkpoint.get("hyper_parameters") or {}
     num_classes = hparams.get("num_classes") or checkpoint.get("num_classes") or num_classes
     spec = hparams.get("student") if hparams.get("student") is not None else network
-    net = _build_from_spec(spec, num_classes, source)
+    net = build_network(spec, num_classes, source)
     state = adapt_state_dict(net, extract_state_dict(checkpoint, source=source), source)
     load_state_dict_checked(net, state, source)
     trained_at = hparams.get("student_resolution") or checkpoint.get("resolution")
@@ -161,36 +155,37 @@ def load_run(
         rank_zero_warn(f"{source} was trained at {trained_at} px; evaluated at {resolution} px as asked")
     if resolution is None and trained_at is not None:
         resolution = int(trained_at)
-    return Run(net.eval(), resolution, source)
+    return NetworkAtResolution(net.eval(), resolution, source)
 
 
-def _entries(runs: Mapping[int, Source] | Iterable[Any] | None) -> list[tuple[int | None, Source]]:
+def _entries(sources: Mapping[int, Source] | Iterable[Any] | None) -> list[tuple[int | None, Source]]:
     """``{r: source}``, ``[source, ...]`` or ``[(r, source), ...]`` as ``(r or None, source)`` pairs."""
-    if runs is None:
+    if sources is None:
         return []
-    if isinstance(runs, Mapping):
-        return [(int(r) if r is not None else None, s) for r, s in runs.items()]
-    if isinstance(runs, (str, os.PathLike, nn.Module)):
-        runs = [runs]
-    return [(e[0], e[1]) if isinstance(e, tuple) else (None, e) for e in runs]
+    if isinstance(sources, Mapping):
+        return [(int(r) if r is not None else None, s) for r, s in sources.items()]
+    if isinstance(sources, (str, os.PathLike, nn.Module)):
+        sources = [sources]
+    return [(e[0], e[1]) if isinstance(e, tuple) else (None, e) for e in sources]
 
 
 def _resolve(
     mode: str, resolution: int | None, source: Source, network: Any, num_classes: int | None
-) -> Run | str:
-    """The run of one source, or the reason it is left out (a missing checkpoint)."""
+) -> NetworkAtResolution | str:
+    """The network of one source, or the reason it is left out (a missing checkpoint)."""
     if isinstance(source, ResKDModule):
-        return Run(source.student, resolution or source.student_resolution, f"<{type(source).__name__}>")
+        resolution = resolution or source.student_resolution
+        return NetworkAtResolution(source.student, resolution, f"<{type(source).__name__}>")
     if isinstance(source, nn.Module):
         if resolution is None and mode not in "ABD":
             raise ValueError(f"mode {mode}: a network given as a module needs its resolution: {{r: network}}")
-        return Run(source, resolution, f"<{type(source).__name__}>")
+        return NetworkAtResolution(source, resolution, f"<{type(source).__name__}>")
     if not Path(source).is_file():
         return f"left out: checkpoint {str(source)!r} does not exist"
-    run = load_run(source, resolution, network, num_classes)
-    if run.resolution is None and mode not in "ABD":
+    loaded = load_network(source, resolution, network, num_classes)
+    if loaded.resolution is None and mode not in "ABD":
         raise ValueError(f"{source} does not say its resolution: give it as r=CKPT ({{r: path}} in Python)")
-    return run
+    return loaded
 
 
 # ------------------------------------------------------------------------------------------ evaluation
@@ -201,19 +196,11 @@ def _view_options(datamodule: pl.LightningDataModule) -> dict[str, Any]:
     return {k: hp[k] for k in keys if k in hp}
 
 
-@contextlib.contextmanager
-def _views(datamodule: pl.LightningDataModule, resolutions: Sequence[int]) -> Iterator[None]:
-    """Make the DataModule's device-side views exactly ``resolutions`` for a while (no resize for nothing)."""
-    hp = getattr(datamodule, "hparams", None)
-    if hp is None or "resolutions" not in hp:
-        yield  # a DataModule without views: the module makes its own from batch["video"]
-        return
-    before = hp["resolutions"]
-    hp["resolutions"] = sorted(set(resolutions), reverse=True)
-    try:
-        yield
-    finally:
-        hp["resolutions"] = before
+def _views_at(datamodule: pl.LightningDataModule, resolutions: Sequence[int]) -> contextlib.AbstractContextManager:
+    """The DataModule's device-side views made exactly ``resolutions`` for a while (``VideoDataModule.views_at``;
+    a DataModule without views: the module makes its own from ``batch["video"]``)."""
+    views_at = getattr(datamodule, "views_at", None)
+    return views_at(resolutions) if views_at is not None else contextlib.nullcontext()
 
 
 def metric_name(metric: str, split: str) -> str:
@@ -239,13 +226,14 @@ def evaluate(
         metric=metric,  # type: ignore[arg-type]
         **_view_options(datamodule),
     )
-    with _views(datamodule, [resolution]):
+    with _views_at(datamodule, [resolution]):
         run = trainer.validate if split == "val" else trainer.test
         results = run(module, datamodule=datamodule, verbose=False)
     return float(results[0][metric_name(metric, split)])
 
 
-def _frames(datamodule: pl.LightningDataModule) -> int | None:
+def frames_per_clip(datamodule: pl.LightningDataModule) -> int | None:
+    """Frames of one clip of ``datamodule`` (``num_segments x clip_len``), or None when it does not say."""
     settings = getattr(datamodule, "settings", None)
     if isinstance(settings, Mapping) and "num_segments" in settings:
         return int(settings["num_segments"]) * int(settings.get("clip_len") or 1)
@@ -257,6 +245,118 @@ def _round(value: float, digits: int = 4) -> float:
     if value == 0 or not math.isfinite(value):
         return value
     return round(value, digits - 1 - int(math.floor(math.log10(abs(value)))))
+
+
+def _networks(
+    high: Source | None,
+    low_res: Any,
+    students: Any,
+    high_resolution: int | None,
+    network: Any,
+    high_network: Any,
+    num_classes: int | None,
+    key: str,
+) -> tuple[NetworkAtResolution | None, list[tuple[str, NetworkAtResolution]], list[dict[str, Any]]]:
+    """The high-resolution network (A, B, D), the low-resolution ones as ``(mode, network)`` (C, E), and a
+    row for each mode left out (no source given, or a checkpoint that does not exist)."""
+    rows: list[dict[str, Any]] = []
+
+    def left_out(mode: str, resolution: int | None, checkpoint: Any, note: str) -> None:
+        rows.append(_row(mode, resolution, key, None, None, checkpoint, note))
+
+    high_net: NetworkAtResolution | None = None
+    if high is None:
+        for mode in "ABD":
+            left_out(mode, None, "", "left out: no high-resolution checkpoint given (--high)")
+    else:
+        resolved = _resolve("A", high_resolution, high, high_network or network, num_classes)
+        if isinstance(resolved, str):
+            for mode in "ABD":
+                left_out(mode, high_resolution, str(high), resolved)
+        else:
+            high_net = resolved
+    low_nets: list[tuple[str, NetworkAtResolution]] = []
+    for mode, given, flag in (("C", low_res, "--low-res"), ("E", students, "--student")):
+        entries = _entries(given)
+        if not entries:
+            left_out(mode, None, "", f"left out: no checkpoint given ({flag})")
+        for resolution, source in entries:
+            resolved = _resolve(mode, resolution, source, network, num_classes)
+            if isinstance(resolved, str):
+                left_out(mode, resolution, str(source), resolved)
+            else:
+                low_nets.append((mode, resolved))
+    return high_net, low_nets, rows
+
+
+def _resolutions(
+    resolutions: Sequence[int] | None, high_resolution: int | None, low_nets: list[tuple[str, NetworkAtResolution]]
+) -> tuple[list[int], int]:
+    """Where B and D are evaluated (descending) and the high resolution, checked against each other."""
+    if resolutions is None:
+        resolutions = [r for r in [high_resolution] + [net.resolution for _, net in low_nets] if r]
+    resolutions = sorted({int(r) for r in resolutions}, reverse=True)
+    if high_resolution is None:
+        if not resolutions:
+            raise ValueError("no resolution to evaluate: give resolutions or high_resolution")
+        high_resolution = resolutions[0]
+    above = [r for r in resolutions if r > high_resolution]
+    if above:
+        raise ValueError(f"resolutions {above} exceed the high resolution {high_resolution} px")
+    return resolutions, high_resolution
+
+
+#: One evaluation: (mode, resolution, network evaluated, its input resolution, network counted, counted at,
+#: checkpoint).
+Evaluation = tuple[str, int, nn.Module, int, nn.Module, int, str]
+
+
+def _plan(
+    datamodule: pl.LightningDataModule,
+    high_net: NetworkAtResolution | None,
+    high: int,
+    resolutions: list[int],
+    low_nets: list[tuple[str, NetworkAtResolution]],
+) -> list[Evaluation]:
+    """Every evaluation of the analysis, in order: A, B at each lower resolution, D at each, then C and E."""
+    plan: list[Evaluation] = []
+    if high_net is not None:
+        net, ckpt = high_net.network, high_net.checkpoint
+        options = _view_options(datamodule)
+        how = dict(mode=options.get("interpolation", "bilinear"), antialias=options.get("antialias", False))
+        plan.append(("A", high, net, high, net, high, ckpt))
+        plan += [("B", r, net, r, net, r, ckpt) for r in resolutions if r < high]
+        # D: the high-resolution view, through r px and back, into A's network at A's input size and cost.
+        plan += [("D", r, RoundTrip(net, r, **how), high, net, high, ckpt) for r in resolutions]
+    for mode, low in low_nets:
+        plan.append((mode, low.resolution, low.network, low.resolution, low.network, low.resolution, low.checkpoint))
+    return plan
+
+
+def _evaluation_trainer(
+    trainer_kwargs: Mapping[str, Any] | None, split: str, limit_batches: int | float | None
+) -> pl.Trainer:
+    """A Trainer for evaluation only: no logger, callbacks, checkpointing or model summary."""
+    return pl.Trainer(
+        **{
+            **dict(trainer_kwargs or {}),
+            "logger": False,
+            "callbacks": [],
+            "enable_checkpointing": False,
+            "enable_model_summary": False,
+            **({f"limit_{split}_batches": limit_batches} if limit_batches is not None else {}),
+        }
+    )
+
+
+def _warn_if_cropped_below(datamodule: pl.LightningDataModule, high_resolution: int) -> None:
+    crop = (getattr(datamodule, "hparams", {}) or {}).get("crop_size")
+    if crop is not None and crop < high_resolution:
+        rank_zero_warn(
+            f"the data's crop_size {crop} is below the high resolution {high_resolution}: every view is a "
+            f"resize of a {crop}-px crop, so the high-resolution view is upsampled; set data.crop_size: "
+            f"{high_resolution}"
+        )
 
 
 def analyze(
@@ -274,7 +374,8 @@ def analyze(
     high_network: Any = None,
     metric: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Evaluate modes A-E (see :data:`MODES`) on ``datamodule``'s ``split``; one row per mode and resolution.
+    """Evaluate modes A-E (see :data:`ANALYSIS_MODES`) on ``datamodule``'s ``split``; one row per mode and
+    resolution.
 
     Args:
         datamodule: the data (a :class:`VideoDataModule`, or any DataModule whose batches hold ``video``).
@@ -289,7 +390,7 @@ def analyze(
         frames: frames per clip for the GMACs; default: the DataModule's ``num_segments x clip_len``.
         trainer_kwargs: ``pl.Trainer`` arguments (accelerator, devices, precision, ...); evaluation runs
             without logger, callbacks or checkpointing.
-        network: how to build C and E networks from plain state dicts (a ``ResKDModule`` student spec).
+        network: how to build C and E networks from plain state dicts (see :func:`build_network`).
         high_network: the same for ``high``; default: ``network``.
         metric: ``accuracy`` or ``mAP``; default: the DataModule's.
 
@@ -299,94 +400,31 @@ def analyze(
     """
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
-    stage = "validate" if split == "val" else "test"
     if getattr(datamodule, "num_classes", 1) is None:
-        datamodule.setup(stage)  # a list without num_classes: the labels tell
+        datamodule.setup("validate" if split == "val" else "test")  # a list without num_classes: the labels tell
     num_classes = getattr(datamodule, "num_classes", None)
     metric = metric or getattr(datamodule, "metric", None) or "accuracy"
-    frames = frames or _frames(datamodule)
+    frames = frames or frames_per_clip(datamodule)
     if frames is None:
         raise ValueError("frames per clip are unknown for this DataModule: pass frames=")
     key = metric_name(metric, split)
-
-    rows: list[dict[str, Any]] = []
-
-    def left_out(mode: str, resolution: int | None, checkpoint: Any, note: str) -> None:
-        rows.append(_row(mode, resolution, key, None, None, checkpoint, note))
-
-    high_run: Run | None = None
-    if high is None:
-        for mode in "ABD":
-            left_out(mode, None, "", "left out: no high-resolution checkpoint given (--high)")
-    else:
-        resolved = _resolve("A", high_resolution, high, high_network or network, num_classes)
-        if isinstance(resolved, str):
-            for mode in "ABD":
-                left_out(mode, high_resolution, str(high), resolved)
-        else:
-            high_run = resolved
-    low_runs: list[tuple[str, Run]] = []
-    for mode, given, flag in (("C", low_res, "--low-res"), ("E", students, "--student")):
-        entries = _entries(given)
-        if not entries:
-            left_out(mode, None, "", f"left out: no checkpoint given ({flag})")
-        for resolution, source in entries:
-            resolved = _resolve(mode, resolution, source, network, num_classes)
-            if isinstance(resolved, str):
-                left_out(mode, resolution, str(source), resolved)
-            else:
-                low_runs.append((mode, resolved))
-
-    if high_run is not None:
-        high_resolution = high_resolution or high_run.resolution
-    if resolutions is None:
-        resolutions = [r for r in [high_resolution] + [run.resolution for _, run in low_runs] if r]
-    resolutions = sorted({int(r) for r in resolutions}, reverse=True)
-    if high_resolution is None:
-        if not resolutions:
-            raise ValueError("no resolution to evaluate: give resolutions or high_resolution")
-        high_resolution = resolutions[0]
-    above = [r for r in resolutions if r > high_resolution]
-    if above:
-        raise ValueError(f"resolutions {above} exceed the high resolution {high_resolution} px")
-    crop = (getattr(datamodule, "hparams", {}) or {}).get("crop_size")
-    if crop is not None and crop < high_resolution:
-        rank_zero_warn(
-            f"the data's crop_size {crop} is below the high resolution {high_resolution}: every view is a "
-            f"resize of a {crop}-px crop, so the high-resolution view is upsampled; set data.crop_size: "
-            f"{high_resolution}"
-        )
-
-    # (mode, resolution, network evaluated, its input resolution, network counted, counted at, checkpoint)
-    plan: list[tuple[str, int, nn.Module, int, nn.Module, int, str]] = []
-    if high_run is not None:
-        net, ckpt, high = high_run.network, high_run.checkpoint, high_resolution
-        options = _view_options(datamodule)
-        how = dict(mode=options.get("interpolation", "bilinear"), antialias=options.get("antialias", False))
-        plan.append(("A", high, net, high, net, high, ckpt))
-        plan += [("B", r, net, r, net, r, ckpt) for r in resolutions if r < high]
-        # D: the high-resolution view, through r px and back, into A's network at A's input size and cost.
-        plan += [("D", r, RoundTrip(net, r, **how), high, net, high, ckpt) for r in resolutions]
-    for mode, run in low_runs:
-        plan.append((mode, run.resolution, run.network, run.resolution, run.network, run.resolution, run.checkpoint))
-
-    trainer = pl.Trainer(
-        **{
-            **dict(trainer_kwargs or {}),
-            "logger": False,
-            "callbacks": [],
-            "enable_checkpointing": False,
-            "enable_model_summary": False,
-            **({f"limit_{split}_batches": limit_batches} if limit_batches is not None else {}),
-        }
+    high_net, low_nets, rows = _networks(
+        high, low_res, students, high_resolution, network, high_network, num_classes, key
     )
+    if high_net is not None:
+        high_resolution = high_resolution or high_net.resolution
+    resolutions, high_resolution = _resolutions(resolutions, high_resolution, low_nets)
+    _warn_if_cropped_below(datamodule, high_resolution)
+    trainer = _evaluation_trainer(trainer_kwargs, split, limit_batches)
     macs: dict[tuple[int, int], float] = {}
-    for mode, resolution, evaluated, evaluated_at, counted, counted_at, ckpt in plan:
+    for mode, resolution, evaluated, evaluated_at, counted, counted_at, ckpt in _plan(
+        datamodule, high_net, high_resolution, resolutions, low_nets
+    ):
         cost = (id(counted), counted_at)
         if cost not in macs:  # before evaluation: the networks are still on the CPU
             macs[cost] = count_macs(counted, counted_at, frames) / 1e9
         value = evaluate(evaluated, evaluated_at, datamodule, trainer, split, metric, num_classes)
-        rank_zero_info(f"analyze: ({mode}) {MODES[mode]} at {resolution} px: {key} = {value:.4f}")
+        rank_zero_info(f"analyze: ({mode}) {ANALYSIS_MODES[mode]} at {resolution} px: {key} = {value:.4f}")
         rows.append(_row(mode, resolution, key, round(value, 6), _round(macs[cost]), ckpt, ""))
     return sorted(rows, key=lambda row: (row["mode"], -(row["resolution"] or 0)))
 
@@ -395,8 +433,8 @@ def _row(
     mode: str, resolution: int | None, metric: str, value: Any, gmacs: Any, checkpoint: Any, note: str
 ) -> dict[str, Any]:
     return dict(
-        mode=mode, description=MODES[mode], resolution=resolution, metric=metric, value=value, gmacs=gmacs,
-        checkpoint=str(checkpoint), note=note,
+        mode=mode, description=ANALYSIS_MODES[mode], resolution=resolution, metric=metric, value=value,
+        gmacs=gmacs, checkpoint=str(checkpoint), note=note,
     )  # fmt: skip
 
 
@@ -412,89 +450,10 @@ def left_out_modes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------- outputs
-def _styles() -> dict[str, dict[str, Any]]:
-    return {
-        "A": dict(color="black", marker="s", markersize=8),
-        "B": dict(color="tab:red", marker="o"),
-        "C": dict(color="tab:blue", marker="^"),
-        "D": dict(color="tab:gray", marker="v", linestyle="--"),
-        "E": dict(color="tab:green", marker="*", markersize=16),
-    }
-
-
-def _points(rows: Sequence[Mapping[str, Any]], mode: str) -> list[Mapping[str, Any]]:
-    done = [r for r in rows if r["mode"] == mode and r["value"] is not None]
-    return sorted(done, key=lambda r: r["resolution"])
-
-
-def plot_analysis(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write ``accuracy_vs_resolution.png`` (one line per mode) and ``accuracy_vs_gflops.png`` (each mode's
-    points at its cost, the ResKD student's highlighted) into ``out_dir``; returns ``{name: path}``."""
-    from matplotlib.figure import Figure
-
-    from .reporting import save_plot
-
-    out_dir = Path(out_dir)
-    metric = next((r["metric"] for r in rows if r["value"] is not None), "metric")
-    styles = _styles()
-    high = _points(rows, "A")
-
-    fig = Figure(figsize=(6.4, 4.4))
-    ax = fig.add_subplot()
-    for mode in MODES:
-        points = _points(rows, mode)
-        if mode == "B" and points and high:
-            points = points + high  # B at the high resolution is A
-        if not points:
-            continue
-        label = f"({mode}) {MODES[mode]}"
-        ax.plot([p["resolution"] for p in points], [p["value"] for p in points], label=label, **styles[mode])
-    ax.set_xlabel("input resolution (px, short side)")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} vs resolution")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    by_resolution = save_plot(fig, out_dir / "accuracy_vs_resolution.png")
-
-    fig = Figure(figsize=(6.4, 4.4))
-    ax = fig.add_subplot()
-    for mode in MODES:
-        points = _points(rows, mode) + (high if mode == "B" and _points(rows, "B") else [])
-        points = sorted(points, key=lambda p: p["gmacs"])
-        if not points:
-            continue
-        style = dict(styles[mode])
-        if mode == "D":  # one cost (A's) for every resolution: points, no line
-            style["linestyle"] = "none"
-        label = f"({mode}) {MODES[mode]}"
-        x, y = [p["gmacs"] for p in points], [p["value"] for p in points]
-        if mode == "E":
-            ax.scatter(x, y, s=260, marker="*", color="tab:green", edgecolors="black", zorder=5, label=label)
-        else:
-            ax.plot(x, y, label=label, **style)
-        for p in points:
-            if mode == "B" and p in high:
-                continue  # A's point, labelled as A
-            left = mode == "D"  # D's points share A's cost: their labels go to the left of A's
-            ax.annotate(f"{p['resolution']}", (p["gmacs"], p["value"]), textcoords="offset points",
-                        xytext=(-6 if left else 4, 4), ha="right" if left else "left", fontsize=7,
-                        fontweight="bold" if mode == "E" else "normal")
-    costs = [r["gmacs"] for r in rows if r["gmacs"]]
-    if costs and max(costs) / min(costs) > 10:
-        ax.set_xscale("log")
-    ax.set_xlabel("GFLOPs per video (multiply-adds; one clip, one view)")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} vs cost (labels: resolution in px)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    by_cost = save_plot(fig, out_dir / "accuracy_vs_gflops.png")
-    return {"accuracy_vs_resolution": by_resolution, "accuracy_vs_gflops": by_cost}
-
-
 def notes(rows: Sequence[Mapping[str, Any]], frames: int | None = None) -> str:
     """The lines under the table: what the modes and the costs are, and what was left out."""
     clip = f"one clip of {frames} frames" if frames else "one clip"
-    lines = [f"- ({m}) {d}" for m, d in MODES.items()]
+    lines = [f"- ({m}) {d}" for m, d in ANALYSIS_MODES.items()]
     lines.append(
         f"- gmacs: GFLOPs (multiply-adds) per video, {clip}, one view at the mode's input resolution; "
         "(D) costs (A)'s network at the high resolution"
@@ -507,10 +466,11 @@ def notes(rows: Sequence[Mapping[str, Any]], frames: int | None = None) -> str:
 def write_analysis(
     rows: list[dict[str, Any]], out_dir: str | os.PathLike, loggers: Any = None, frames: int | None = None
 ) -> dict[str, Path]:
-    """Write ``analysis.csv``, ``analysis.md`` (table and notes) and the two plots into ``out_dir``, and log
-    the table and the plots to ``loggers`` (wandb or CSV, see :mod:`reskd_lightning.reporting`). Rank zero
-    only."""
+    """Write ``analysis.csv``, ``analysis.md`` (table and notes) and the two plots
+    (:func:`reskd_lightning.plots.plot_analysis`) into ``out_dir``, and log the table and the plots to
+    ``loggers`` (wandb or CSV, see :mod:`reskd_lightning.reporting`). Rank zero only."""
     from .files import write_text_atomic
+    from .plots import plot_analysis
     from .reporting import log_image, log_table, markdown_table, write_table
 
     csv_path, md_path = write_table(rows, out_dir, "analysis")
@@ -520,98 +480,3 @@ def write_analysis(
     for name, path in plots.items():
         log_image(loggers, f"analysis/{name}", path)
     return {"csv": csv_path, "md": md_path, **plots}
-
-
-# ------------------------------------------------------------------------------------------------- CLI
-def _run_arg(text: str) -> tuple[int | None, str]:
-    """``r=CKPT`` or ``CKPT`` (the checkpoint knows its resolution)."""
-    match = re.fullmatch(r"(\d+)=(.+)", text)
-    return (int(match.group(1)), match.group(2)) if match else (None, text)
-
-
-def _number(text: str) -> int | float:
-    value = float(text)
-    return int(value) if value.is_integer() and "." not in text else value
-
-
-def load_config(
-    config: str, overrides: Sequence[str] = ()
-) -> tuple[Any, dict[str, Any], Any, dict[str, Any]]:
-    """A ``reskd`` config's DataModule, Trainer arguments, configured logger (``None`` when the config names
-    none) and model section (a dict), with ``--data.*`` / ``--trainer.*`` overrides."""
-    from pytorch_lightning.cli import LightningArgumentParser
-
-    from .data import VideoDataModule
-
-    parser = LightningArgumentParser(prog="reskd analyze", exit_on_error=False, default_env=False)
-    parser.add_argument("--config", action="config")
-    parser.add_lightning_class_args(pl.Trainer, "trainer")
-    parser.add_class_arguments(VideoDataModule, "data")
-    parser.add_argument("--model", type=dict, default={})
-    for key in ("seed_everything", "ckpt_path", "optimizer", "lr_scheduler"):
-        parser.add_argument(f"--{key}", type=Any, default=None)
-    cfg = parser.parse_args(["--config", config, *overrides])
-    cfg.trainer.callbacks = None  # distillers and checkpointing have no part in evaluation
-    if not isinstance(cfg.trainer.logger, (list, dict)) and not hasattr(cfg.trainer.logger, "class_path"):
-        cfg.trainer.logger = None  # `true` or unset: Lightning's default logger is not "configured"
-    instantiate = getattr(parser, "instantiate", None) or parser.instantiate_classes
-    init = instantiate(cfg)
-    trainer_kwargs = {k: v for k, v in dict(init.trainer).items() if k not in ("logger", "callbacks")}
-    return init.data, trainer_kwargs, init.trainer.logger, dict(cfg.model or {})
-
-
-def analyze_main(argv: Sequence[str]) -> None:
-    """``reskd analyze --config X.yaml --high CKPT [--low-res [r=]CKPT ...] [--student [r=]CKPT ...]
-    --resolutions R [R ...]``: the key-finding analysis (modes A-E) as a table and two plots."""
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="reskd analyze",
-        description=analyze_main.__doc__,
-        epilog="Modes: " + "; ".join(f"({m}) {d}" for m, d in MODES.items()) + ". Other arguments override "
-        "the config (--data.batch_size 4, --trainer.devices 2, --trainer.logger false). A logger in the "
-        "config's trainer section also receives the table and the plots.",
-    )
-    parser.add_argument("--config", required=True, help="a reskd config (its data, trainer, model sections)")
-    parser.add_argument("--high", "--ckpt_path", dest="high", default=None,
-                        help="checkpoint of the high-resolution network (A, B, D); default: the config's "
-                        "model.teacher_ckpt")
-    parser.add_argument("--low-res", nargs="+", default=[], metavar="[R=]CKPT",
-                        help="networks trained at low resolution (C), e.g. 112=baseline.ckpt")
-    parser.add_argument("--student", nargs="+", default=[], metavar="[R=]CKPT", help="ResKD students (E)")
-    parser.add_argument("--resolutions", type=int, nargs="+", default=None,
-                        help="where B and D are evaluated; default: the high resolution and those of C and E")
-    parser.add_argument("--high-resolution", type=int, default=None,
-                        help="A's input; default: the resolution the high-resolution network trained at")
-    parser.add_argument("--split", choices=["val", "test"], default="val")
-    parser.add_argument("--out", default=None, help="output folder; default: runs/analysis/<config stem>")
-    parser.add_argument("--limit-batches", type=_number, default=None, help="batches (or fraction) per mode")
-    args, overrides = parser.parse_known_args(list(argv))
-
-    datamodule, trainer_kwargs, logger, model = load_config(args.config, overrides)
-    high = args.high or model.get("teacher_ckpt")
-    rows = analyze(
-        datamodule,
-        high=high,
-        low_res=[_run_arg(a) for a in args.low_res],
-        students=[_run_arg(a) for a in args.student],
-        resolutions=args.resolutions,
-        high_resolution=args.high_resolution,
-        split=args.split,
-        limit_batches=args.limit_batches,
-        trainer_kwargs=trainer_kwargs,
-        network=model.get("student"),
-        high_network=model.get("teacher") or model.get("student"),
-    )
-    out = Path(args.out) if args.out else Path("runs") / "analysis" / Path(args.config).stem
-    _report(rows, out, logger, _frames(datamodule))
-
-
-@rank_zero_only
-def _report(rows: list[dict[str, Any]], out: Path, logger: Any, frames: int | None) -> None:
-    from .reporting import markdown_table
-
-    paths = write_analysis(rows, out, logger, frames)
-    print(markdown_table(rows))
-    print(notes(rows, frames))
-    print("written: " + ", ".join(str(p) for p in paths.values()))

@@ -1,6 +1,6 @@
 """A recipe, value by value, as the official ResKD configs state them: what the table of configs/README.md shows.
 
-``describe`` reads a config built by the CLI (``cli_main(..., run=False)``) and the config as the CLI's parser
+``describe`` reads a config built by ``load_config(..., build_trainer=True)`` and the config as the CLI's parser
 reads it without the test's CPU overrides; every value is rendered in the form of ``official.py``'s strings.
 """
 

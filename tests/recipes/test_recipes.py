@@ -19,7 +19,8 @@ import pytest
 import torch
 import yaml
 
-from reskd_lightning.cli import cli_main
+from reskd_lightning.lightning_cli import cli_main
+from reskd_lightning.tools.config import load_config
 
 sys.path.insert(0, str(Path(__file__).parent))
 from official import OFFICIAL, Fact  # noqa: E402
@@ -80,7 +81,8 @@ def network_of(net: Any) -> tuple[str, Any] | None:
 
 
 def summarise(name: str, cli: Any) -> dict[str, Any]:
-    """What the tests check, read from a built CLI, which is then dropped (R152s and Swins are big)."""
+    """What the tests check, read from a loaded config (``load_config``), which is then dropped (R152s and
+    Swins are big)."""
     model, data, trainer = cli.model, cli.datamodule, cli.trainer
     distillers = [
         (type(c).__name__, c.weight, getattr(c, "temperature", None))
@@ -143,7 +145,7 @@ def built(no_downloads: None) -> Any:
     def get(name: str) -> dict[str, Any]:
         real = (CONFIGS / name).resolve().name
         if real not in _BUILT:
-            cli = cli_main(["--config", str(CONFIGS / real), *offline_overrides(real)], run=False)
+            cli = load_config(CONFIGS / real, offline_overrides(real), build_trainer=True)
             _BUILT[real] = summarise(real, cli)
             del cli
         return _BUILT[real]
@@ -291,8 +293,8 @@ def regenerate() -> None:
         mp = stack.enter_context(pytest.MonkeyPatch.context())
         mp.setattr(torch.hub, "load_state_dict_from_url", _refuse)
         rendered = render(
-            {n: summarise(f"{n}.yaml", cli_main(["--config", str(CONFIGS / f"{n}.yaml"),
-                                                *offline_overrides(f"{n}.yaml")], run=False))["table"]
+            {n: summarise(f"{n}.yaml", load_config(CONFIGS / f"{n}.yaml", offline_overrides(f"{n}.yaml"),
+                                                   build_trainer=True))["table"]
              for n in RECIPES}
         )
     text = README.read_text()

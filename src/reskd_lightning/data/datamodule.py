@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -253,6 +254,7 @@ class VideoDataModule(pl.LightningDataModule):
             if self._num_classes is None:
                 self._set_num_classes(len(DEMO_CLASSES))
         self.datasets: dict[str, VideoDataset] = {}
+        self._view_resolutions: list[int] | None = None  # views_at's, while it lasts
 
     def _check(self, given: dict[str, Any]) -> None:
         """Fail at construction, with the offending values, for everything that needs no files."""
@@ -560,9 +562,26 @@ class VideoDataModule(pl.LightningDataModule):
         """The test list's batches, for prediction; on several processes, each video on one rank only."""
         return self._loader("test", train=False)
 
+    @contextlib.contextmanager
+    def views_at(self, resolutions: Sequence[int]) -> Iterator["VideoDataModule"]:
+        """Make the device-side views (``batch["clips"]``) exactly ``resolutions`` inside a ``with`` block, e.g.
+        to evaluate a network at a resolution the run was not configured for; ``hparams.resolutions`` (what
+        is logged and saved) stays as configured, and the configured views come back afterwards::
+
+            with datamodule.views_at([160]):
+                trainer.validate(module_at_160, datamodule=datamodule)
+        """
+        views = sorted({int(r) for r in resolutions}, reverse=True)
+        if not views or any(r < 1 for r in views):
+            raise ValueError(f"resolutions must be positive numbers of pixels, got {list(resolutions)!r}")
+        before, self._view_resolutions = self._view_resolutions, views
+        try:
+            yield self
+        finally:
+            self._view_resolutions = before
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """On the device: normalise ``batch["video"]``, add ``batch["clips"]`` (views keyed by resolution)."""
         hp = self.hparams
-        return attach_views(
-            batch, hp.resolutions, hp.mean, hp.std, mode=hp.interpolation, antialias=hp.antialias
-        )
+        resolutions = self._view_resolutions if self._view_resolutions is not None else hp.resolutions
+        return attach_views(batch, resolutions, hp.mean, hp.std, mode=hp.interpolation, antialias=hp.antialias)

@@ -13,14 +13,10 @@ from pytorch_lightning.loggers import CSVLogger
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from reskd_lightning import FeatureMapKD, ResKDModule
-from reskd_lightning.benchmark import (
-    benchmark_main,
-    measure_inference,
-    measure_training_step,
-    run_benchmark,
-    synthetic_batch,
-)
+from reskd_lightning.benchmark import measure_training_step, run_benchmark, synthetic_batch
+from reskd_lightning.efficiency import measure_inference
 from reskd_lightning.models import TSN
+from reskd_lightning.tools.benchmark import main as benchmark_main
 
 
 def tiny_config(tmp_path: Path) -> Path:

@@ -1,4 +1,4 @@
-"""`reskd` as a user runs it: fit on real demo videos, the two ResKD stages, shipped configs, tools."""
+"""`reskd` as a user runs it: fit on real demo videos, the two ResKD stages, shipped configs, the tools' dispatch."""
 
 from __future__ import annotations
 
@@ -6,57 +6,18 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
-import torchvision
 import yaml
+from demo_configs import write_config
 
 from reskd_lightning import ResKDModule
-from reskd_lightning.cli import cli_main, main
+from reskd_lightning.cli import TOOLS, main, tool
+from reskd_lightning.lightning_cli import cli_main
+from reskd_lightning.tools.config import load_config
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
-def write_config(path: Path, demo_root: Path, root: Path, stage: str, teacher_ckpt: Path | None = None) -> Path:
-    """A tiny two-stage demo: teacher TSN-R18 at 64 px, student at 32 px, 2 segments, 2 steps."""
-    tsn = {"class_path": "reskd_lightning.models.TSN", "init_args": {"backbone": "resnet18", "dropout": 0.0}}
-    config: dict[str, Any] = {
-        "seed_everything": 0,
-        "trainer": {
-            "max_epochs": 1,
-            "limit_train_batches": 2,
-            "limit_val_batches": 2,
-            "accelerator": "cpu",
-            "default_root_dir": str(root),
-            "enable_progress_bar": False,
-            "logger": {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": str(root)}},
-            "callbacks": [
-                {
-                    "class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
-                    "init_args": {"dirpath": str(root), "filename": stage, "enable_version_counter": False},
-                }
-            ],
-        },
-        "model": {"student": tsn, "student_resolution": 64 if stage == "teacher" else 32},
-        "data": {
-            "demo_data": str(demo_root),
-            "num_classes": 4,
-            "num_segments": 2,
-            "short_side": 64,
-            "crop_size": 64,
-            "batch_size": 4,
-            "num_workers": 0,
-        },
-    }
-    if stage == "student":
-        config["model"].update(teacher=tsn, teacher_ckpt=str(teacher_ckpt), teacher_resolution=64)
-        config["trainer"]["callbacks"].insert(
-            0, {"class_path": "reskd_lightning.FeatureMapKD", "init_args": {"weight": 100}}
-        )
-    path.write_text(yaml.safe_dump(config))
-    return path
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def test_cli_fit_teacher_then_student_writes_checkpoints(
@@ -103,7 +64,7 @@ def test_cli_fit_teacher_then_student_writes_checkpoints(
 def test_cli_reports_a_missing_teacher_checkpoint(demo_root: Path, tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "s.yaml", demo_root, tmp_path, "student", tmp_path / "no_teacher.ckpt")
     with pytest.raises(FileNotFoundError, match=r"no_teacher.ckpt.*does not exist: train the teacher stage first"):
-        cli_main(["--config", str(cfg)], run=False)  # run=False: no subcommand
+        load_config(cfg)  # ResKDCLI with run=False, as every tool reads a config
 
 
 def test_cli_reports_a_label_beyond_num_classes(demo_root: Path, tmp_path: Path) -> None:
@@ -128,41 +89,6 @@ def test_shipped_configs_round_trip_through_print_config(name: str, tmp_path: Pa
     assert yaml.safe_load(again) == yaml.safe_load(printed)
 
 
-def test_anet_recipe_instantiates_the_papers_pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The student's ImageNet weights come through torchvision's real download path; here they are already in
-    # the cache, as after a first download. The teacher checkpoint is a stage-1 style file.
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    weights = torchvision.models.ResNet50_Weights.IMAGENET1K_V1
-    cached = tmp_path / "torch" / "hub" / "checkpoints" / Path(weights.url).name
-    cached.parent.mkdir(parents=True)
-    imagenet = torchvision.models.resnet50().state_dict()
-    torch.save(imagenet, cached)
-    from reskd_lightning.models import TSN
-
-    teacher = TSN(200, backbone="resnet152")
-    torch.save({"state_dict": {f"student.{k}": v for k, v in teacher.state_dict().items()}}, tmp_path / "t.ckpt")
-    del teacher
-    cli = cli_main(
-        ["--config", str(CONFIGS / "anet.yaml"), "--model.teacher_ckpt", str(tmp_path / "t.ckpt"),
-         "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.strategy", "auto",
-         "--trainer.precision", "32-true"],
-        run=False,
-    )
-    model, data = cli.model, cli.datamodule
-    assert (model.num_classes, model.student_resolution, model.teacher_resolution) == (200, 112, 224)
-    assert torch.equal(model.student.backbone.conv1.weight, imagenet["conv1.weight"])
-    assert len(model.teacher.backbone.layer3) == 36 and len(model.student.backbone.layer3) == 6
-    assert data.settings["num_segments"] == 16 and data.hparams.resolutions == [224, 112]
-    assert model.metric == "mAP" and data.metric == "mAP"  # the activitynet preset, linked to the model
-    assert cli.trainer.gradient_clip_val == 20 and cli.trainer.max_epochs == 200
-    distillers = [c for c in cli.trainer.callbacks if type(c).__name__ == "FeatureMapKD"]
-    assert len(distillers) == 1 and distillers[0].weight == 100
-    optimizer = model.optimizer_factory(model.trainable_parameters())
-    assert (optimizer.defaults["lr"], optimizer.defaults["momentum"], optimizer.defaults["weight_decay"]) == (
-        0.01, 0.9, 1e-4
-    )
-
-
 def test_demo_data_tool_writes_real_videos(tmp_path: Path) -> None:
     main(["demo-data", str(tmp_path / "demo"), "--num-train-per-class", "1", "--num-val-per-class", "1",
           "--num-frames", "4", "--size", "32"])
@@ -174,6 +100,23 @@ def test_help_lists_lightning_subcommands_and_tools(capsys: pytest.CaptureFixtur
     main(["--help"])
     text = capsys.readouterr().out
     assert "fit,validate,test,predict" in text and "demo-data" in text
+
+
+@pytest.mark.parametrize("command", [*TOOLS, "predict"])
+def test_cli_only_dispatches_each_tool_to_the_main_of_its_module(
+    command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `reskd TOOL ARGS` calls reskd_lightning.tools.<module>.main(ARGS); `reskd predict` is the predict tool
+    # only with --video or --list.
+    import importlib
+
+    module = importlib.import_module(f"reskd_lightning.tools.{TOOLS.get(command, 'predict')}")
+    assert tool(TOOLS.get(command, "predict")) is module.main
+    calls: list[list[str]] = []
+    monkeypatch.setattr(module, "main", lambda argv: calls.append(list(argv)))
+    argv = ["--ckpt_path", "x.ckpt", "--video", "a.mp4"] if command == "predict" else ["--config", "x.yaml"]
+    main([command, *argv])
+    assert calls == [argv]
 
 
 def test_check_data_lists_every_unreadable_video(demo_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import pytest
@@ -11,13 +10,19 @@ import torch
 import torch.nn.functional as F
 import yaml
 from matplotlib.image import imread
+from demo_configs import write_config
 from torch import Tensor, nn
 
-from reskd_lightning.analysis import MODES, RoundTrip, analyze, analyze_main, load_run, round_trip
-from reskd_lightning.cli import cli_main, load_data_module
+from reskd_lightning.analysis import ANALYSIS_MODES, NetworkAtResolution, RoundTrip, analyze, load_network, round_trip
+from reskd_lightning.lightning_cli import cli_main
 from reskd_lightning.module import ResKDModule
+from reskd_lightning.tools.analyze import main as analyze_main
+from reskd_lightning.tools.config import load_config
 
-from test_cli import write_config
+
+def load_data(config: Path, *overrides: str):  # type: ignore[no-untyped-def]
+    """The config's DataModule, as `reskd analyze` reads it (the model is not built)."""
+    return load_config(config, list(overrides), build_model=False, callbacks=False).datamodule
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -65,7 +70,7 @@ def test_analyze_writes_every_mode_at_every_resolution(
     for key in done:
         row = rows[key]
         assert row["metric"] == "val/acc1" and 0.0 <= float(row["value"]) <= 1.0 and not row["note"]
-        assert row["description"] == MODES[key[0]]
+        assert row["description"] == ANALYSIS_MODES[key[0]]
     gmacs = {key: float(rows[key]["gmacs"]) for key in done}
     # Cost falls with resolution; one architecture costs the same at one resolution whatever trained it; D
     # runs A's network at the high resolution.
@@ -98,7 +103,7 @@ def test_analyze_writes_every_mode_at_every_resolution(
 
 
 def test_analyze_leaves_out_modes_without_checkpoints(runs: dict[str, Path], tmp_path: Path) -> None:
-    datamodule = load_data_module(str(runs["config"]), ["--data.batch_size", "4"])
+    datamodule = load_data(runs["config"], "--data.batch_size", "4")
     rows = analyze(
         datamodule, high=tmp_path / "missing_teacher.ckpt", low_res={32: runs["low"]}, resolutions=[64, 32],
         limit_batches=1, trainer_kwargs=dict(accelerator="cpu", enable_progress_bar=False),
@@ -124,7 +129,8 @@ def test_each_mode_feeds_its_network_the_right_input_size(runs: dict[str, Path])
     network.register_forward_pre_hook(
         lambda _m, args: sizes.append(tuple(args[0].shape[-2:])) if args[0].shape[0] == 4 else None
     )
-    datamodule = load_data_module(str(runs["config"]), ["--data.batch_size", "4"])
+    datamodule = load_data(runs["config"], "--data.batch_size", "4")
+    configured_views = list(datamodule.hparams.resolutions)
     rows = analyze(
         datamodule, high=network, resolutions=[64, 32], high_resolution=64, limit_batches=1,
         trainer_kwargs=dict(accelerator="cpu", enable_progress_bar=False),
@@ -133,6 +139,23 @@ def test_each_mode_feeds_its_network_the_right_input_size(runs: dict[str, Path])
     assert sorted(evaluated) == [("A", 64), ("B", 32), ("D", 32), ("D", 64)]
     # Plan order: A at 64, B at 32, D at 64, D at 32; one batch each.
     assert sizes == [(64, 64), (32, 32), (64, 64), (64, 64)]
+    # The views came from the DataModule's seam (views_at); its configured views are as they were.
+    assert datamodule.hparams.resolutions == configured_views
+
+
+def test_views_at_makes_only_the_asked_views_for_a_while(runs: dict[str, Path]) -> None:
+    datamodule = load_data(runs["config"], "--data.batch_size", "2", "--model.teacher", "reskd_lightning.models.TSN",
+                           "--model.teacher_resolution", "48")  # fmt: skip
+    assert datamodule.hparams.resolutions == [64, 48]  # linked from the model's resolutions
+    batch = {"video": torch.randint(0, 256, (2, 3, 2, 64, 64), dtype=torch.uint8), "label": torch.zeros(2)}
+    with datamodule.views_at([32, 40, 32]) as same:
+        assert same is datamodule
+        assert sorted(datamodule.on_after_batch_transfer(dict(batch), 0)["clips"]) == [32, 40]
+        assert datamodule.hparams.resolutions == [64, 48]  # what is logged and saved stays as configured
+    assert sorted(datamodule.on_after_batch_transfer(dict(batch), 0)["clips"]) == [48, 64]
+    with pytest.raises(ValueError, match="positive numbers of pixels"):
+        with datamodule.views_at([0]):
+            pass
 
 
 @pytest.mark.parametrize("size", [(64, 64), (48, 64)])
@@ -159,42 +182,21 @@ def test_mode_d_feeds_the_bilinear_down_then_up_resize_of_the_clip(size: tuple[i
     assert torch.equal(round_trip(clip, min(size)), clip)  # at the clip's own resolution: the identity
 
 
-def test_load_run_builds_a_plain_state_dict_from_the_config_network(
+def test_load_network_builds_a_plain_state_dict_from_the_config_network(
     runs: dict[str, Path], tmp_path: Path
 ) -> None:
     student = ResKDModule.load_from_checkpoint(runs["student"], weights_only=False)
     exported = student.export_student(tmp_path / "student.pth")  # a plain state dict + resolution
-    spec = yaml.safe_load(runs["student_config"].read_text())["model"]["student"]
-    run = load_run(exported, network=spec)
-    assert run.resolution == 32 and run.checkpoint == str(exported)
-    assert torch.equal(run.network.backbone.conv1.weight, student.student.backbone.conv1.weight)
+    # The config's network, as the loader makes it (a num_classes -> network factory), not built with the model.
+    spec = load_config(runs["student_config"], build_model=False).model_args["student"]
+    loaded = load_network(exported, network=spec)
+    assert isinstance(loaded, NetworkAtResolution)
+    assert loaded.resolution == 32 and loaded.checkpoint == str(exported)
+    assert torch.equal(loaded.network.backbone.conv1.weight, student.student.backbone.conv1.weight)
     with pytest.raises(ValueError, match="plain state dict and no network"):
-        load_run(exported)
-
-
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "key_finding.ipynb"
-
-QUICK_SETTINGS = """
-DEMO_DIR = {demo!r}
-HIGH_EPOCHS, LOW_EPOCHS = 1, 1
-VIDEOS_PER_CLASS = (2, 1)
-SIZE, HIGH_RES, LOW_RES = 64, 64, 32
-RESOLUTIONS = [64, 48, 32]
-"""
-
-
-def test_key_finding_notebook_runs_top_to_bottom(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cells = [c for c in json.loads(NOTEBOOK.read_text())["cells"] if c["cell_type"] == "code"]
-    assert "DEMO_DIR" in "".join(cells[0]["source"])  # the first code cell holds the settings
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {}
-    exec(compile(QUICK_SETTINGS.format(demo=str(tmp_path / "demo")), "settings", "exec"), namespace)
-    for i, cell in enumerate(cells[1:], start=1):
-        exec(compile("".join(cell["source"]), f"key_finding.ipynb cell {i}", "exec"), namespace)
-    rows = namespace["rows"]
-    assert {(row["mode"], row["resolution"]) for row in rows} == {
-        ("A", 64), ("B", 48), ("B", 32), ("C", 32), ("D", 64), ("D", 48), ("D", 32), ("E", 32)
-    }
-    assert all(0.0 <= row["value"] <= 1.0 for row in rows)
-    out = tmp_path / "runs" / "key_finding" / "analysis"
-    assert (out / "accuracy_vs_gflops.png").read_bytes()[:8] == PNG_MAGIC and (out / "analysis.csv").is_file()
+        load_network(exported)
+    # A `reskd fit` checkpoint keeps its network as LightningCLI's {class_path, init_args}: rebuilt from that.
+    hparams = torch.load(runs["student"], weights_only=False)["hyper_parameters"]
+    assert hparams["student"]["class_path"].endswith(".TSN")
+    from_fit = load_network(runs["student"])
+    assert torch.equal(from_fit.network.backbone.conv1.weight, student.student.backbone.conv1.weight)

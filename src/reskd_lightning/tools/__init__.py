@@ -1,0 +1,13 @@
+"""The ``reskd`` tools: one module per tool, each a thin ``main(argv)`` over library functions.
+
+``reskd_lightning.cli`` dispatches ``reskd TOOL ...`` to ``tools.<module>.main``; notebooks and scripts call the
+library functions underneath in process. Every tool that reads a config does it through :mod:`.config`.
+
+* ``analyze``: the key-finding analysis (:mod:`reskd_lightning.analysis`);
+* ``benchmark``: inference and training-step times of a config (:mod:`reskd_lightning.benchmark`);
+* ``check_data``: every unreadable video of a config's lists (:mod:`reskd_lightning.data.check`);
+* ``demo_data``: the demo videos (:func:`reskd_lightning.data.write_demo_dataset`);
+* ``flops``: GMACs and parameters (:mod:`reskd_lightning.efficiency`);
+* ``predict``: the top classes of your own videos (:class:`reskd_lightning.predictions.VideoPredictor`);
+* ``config``: :func:`~reskd_lightning.tools.config.load_config`, the one config loader.
+"""
