@@ -374,3 +374,26 @@ def test_to_multi_hot() -> None:
     assert to_multi_hot(2, 3).tolist() == [0.0, 0.0, 1.0]
     with pytest.raises(ValueError, match=r"labels \[10\] are outside \[0, 10\)"):
         to_multi_hot([3, 10], 10)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_path(tmp_path: Path) -> None:
+    # Lists saved by Windows editors start with a UTF-8 BOM; read as plain utf-8 it became part of the first
+    # path, which was then reported missing (and, in a long list, silently replaced by another video).
+    (tmp_path / "list.txt").write_bytes("\ufeffa.mp4 0\nb.mp4 1\n".encode("utf-8"))
+    records = load_video_list(tmp_path / "list.txt")
+    assert [Path(r.path).name for r in records] == ["a.mp4", "b.mp4"]
+    (tmp_path / "frames.txt").write_bytes("\ufeffv_a 8 0\n".encode("utf-8"))
+    assert Path(load_rawframe_list(tmp_path / "frames.txt")[0].path).name == "v_a"
+    (tmp_path / "classes.txt").write_bytes("\ufeffabseiling\nair drumming\n".encode("utf-8"))
+    assert load_class_names(tmp_path / "classes.txt") == ["abseiling", "air drumming"]
+
+
+def test_duplicate_entries_are_warned_once_with_their_lines(tmp_path: Path) -> None:
+    (tmp_path / "list.txt").write_text("a.mp4 0\nb.mp4 1\n# c\na.mp4 0\nb.mp4 2\nd.mp4 3\n")
+    with pytest.warns(UserWarning) as caught:
+        records = load_video_list(tmp_path / "list.txt")
+    assert len(records) == 5  # each read as often as listed, as mmaction2 does
+    messages = [str(w.message) for w in caught if "more than once" in str(w.message)]
+    assert len(messages) == 1
+    assert "lists 2 video(s) more than once" in messages[0]
+    assert "a.mp4 (lines 1 and 4)" in messages[0] and "b.mp4 (lines 2 and 5)" in messages[0]

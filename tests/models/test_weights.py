@@ -59,3 +59,12 @@ def test_load_checkpoint_reads_tensor_files_and_lightning_checkpoints(tmp_path: 
     assert load_checkpoint(tmp_path / "pl.ckpt")["hyper_parameters"] == {"path": Path("x")}  # pickled objects
     with pytest.raises(FileNotFoundError, match=r"checkpoint '.*gone.ckpt' does not exist"):
         load_checkpoint(tmp_path / "gone.ckpt")
+
+
+def test_an_empty_checkpoint_file_says_so(tmp_path: Path) -> None:
+    # A save killed before it wrote a byte leaves a 0-byte file: the error says "empty file", not a pickle error.
+    (tmp_path / "last.ckpt").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"last\.ckpt' is an empty file \(0 bytes\)"):
+        load_checkpoint(tmp_path / "last.ckpt")
+    with pytest.raises(ValueError, match="is an empty file"):
+        load_weights(TSN(3, backbone="resnet18"), tmp_path / "last.ckpt")

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import torch
+from pytorch_lightning.utilities import rank_zero_warn
 
 #: File suffixes taken as videos when scanning a class-per-folder tree.
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov")
@@ -122,20 +123,32 @@ def _read_list(
     list_path = _existing_file(list_file, kind)
     prefix = _prefix(data_prefix, list_path)
     records: list[VideoRecord] = []
-    with open(list_path, encoding="utf-8") as f:
+    first_line: dict[str, int] = {}
+    repeats: list[str] = []
+    # utf-8-sig: a byte-order mark (lists written on Windows) is not part of the first path
+    with open(list_path, encoding="utf-8-sig") as f:
         for lineno, raw in enumerate(f, start=1):
             line = raw.strip()
             if line and not line.startswith("#"):
-                records.append(parse(_Line(f"{list_path}:{lineno}", line, fmt), prefix))
+                record = parse(_Line(f"{list_path}:{lineno}", line, fmt), prefix)
+                if record.path in first_line:
+                    repeats.append(f"{record.path} (lines {first_line[record.path]} and {lineno})")
+                first_line.setdefault(record.path, lineno)
+                records.append(record)
     if not records:
         raise ValueError(f"{kind} {str(list_path)!r} has no videos: {fmt} on each line")
+    if repeats:
+        rank_zero_warn(
+            f"{kind} {str(list_path)!r} lists {len(repeats)} video(s) more than once, each read as often as it is "
+            f"listed: {'; '.join(repeats[:10])}{' ...' if len(repeats) > 10 else ''}"
+        )
     return records
 
 
 def _read_names(file: str | os.PathLike, what: str) -> list[tuple[str, str]]:
     """``(where, name)`` for each non-blank line of a one-name-a-line file."""
     path = _existing_file(file, what)
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # -sig: tolerate a byte-order mark
         return [(f"{path}:{n}", line.strip()) for n, line in enumerate(f, start=1) if line.strip()]
 
 

@@ -60,6 +60,8 @@ def load_checkpoint(path: str | os.PathLike) -> Mapping[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    if path.stat().st_size == 0:  # e.g. a save killed before it wrote anything
+        raise ValueError(f"checkpoint {str(path)!r} is an empty file (0 bytes): a save that did not finish?")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
