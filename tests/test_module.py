@@ -597,3 +597,17 @@ def test_student_only_is_a_copy_of_the_student_without_teacher_distillers_or_tap
     alone.train().training_step({"video": video, "label": torch.tensor([0, 1])}, 0).backward()
     assert alone.student.cls_head.fc.weight.grad is not None and module.student.cls_head.fc.weight.grad is None
     assert torch.equal(module.student.cls_head.fc.weight, before) and not module.training
+
+
+def test_a_student_above_the_teachers_resolution_is_refused_unless_asked() -> None:
+    # ResKD teaches a low-resolution student from a high-resolution teacher: 224 -> 112 swapped is a config slip.
+    with pytest.raises(ValueError, match="student_resolution 224 is above teacher_resolution 112: .* swap the two"):
+        ResKDModule(student=TSN(3, backbone="resnet18"), teacher=TSN(3, backbone="resnet18"), num_classes=3,
+                    student_resolution=224, teacher_resolution=112)  # fmt: skip
+    upwards = ResKDModule(
+        student=TSN(3, backbone="resnet18"), teacher=TSN(3, backbone="resnet18"), num_classes=3,
+        student_resolution=224, teacher_resolution=112, allow_student_above_teacher=True,
+    )  # fmt: skip
+    assert (upwards.student_resolution, upwards.teacher_resolution) == (224, 112)
+    # without a teacher there is nothing to compare: a teacher stage at 256 px is fine
+    assert ResKDModule(student=TSN(3, backbone="resnet18"), num_classes=3, student_resolution=256).teacher is None

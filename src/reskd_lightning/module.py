@@ -96,6 +96,7 @@ def _checked_settings(
     teacher_bn_mode: str | None,
     metric: str,
     lr_base_batch_size: int | None,
+    allow_student_above_teacher: bool = False,
 ) -> str:
     """Refuse bad ResKDModule arguments, naming them; the teacher's mode resolved (:func:`resolve_teacher_mode`)."""
     if lr_base_batch_size is not None and (not isinstance(lr_base_batch_size, int) or lr_base_batch_size <= 0):
@@ -112,6 +113,12 @@ def _checked_settings(
         raise ValueError(f"num_classes must be positive, got {num_classes}")
     if teacher_ckpt is not None and not has_teacher:
         raise ValueError(f"teacher_ckpt={teacher_ckpt!r} is set but no teacher network is given")
+    if has_teacher and student_resolution > teacher_resolution and not allow_student_above_teacher:
+        raise ValueError(
+            f"student_resolution {student_resolution} is above teacher_resolution {teacher_resolution}: ResKD teaches "
+            "a low-resolution student from a high-resolution teacher; swap the two, or set "
+            "allow_student_above_teacher: true to distil upwards on purpose"
+        )
     return teacher_mode
 
 
@@ -180,6 +187,8 @@ class ResKDModule(pl.LightningModule):
         lr_base_batch_size: the global batch the configured lr is meant for (the paper: 0.01 for 64 videos); the
             lr is scaled linearly to the run's global batch (per-device batch x devices x accumulation).
             ``None``: the lr is used as given.
+        allow_student_above_teacher: accept a student resolution above the teacher's (refused by default: it is
+            usually two values swapped in a config).
 
     Configure from LightningCLI::
 
@@ -226,11 +235,12 @@ class ResKDModule(pl.LightningModule):
         metric: Literal["accuracy", "mAP"] = "accuracy",
         param_groups: ParamGroups | None = None,
         lr_base_batch_size: int | None = None,
+        allow_student_above_teacher: bool = False,
     ) -> None:
         super().__init__()
         teacher_mode = _checked_settings(
             num_classes, student_resolution, teacher_resolution, teacher is not None, teacher_ckpt, teacher_mode,
-            teacher_weights, teacher_bn_mode, metric, lr_base_batch_size,
+            teacher_weights, teacher_bn_mode, metric, lr_base_batch_size, allow_student_above_teacher,
         )  # fmt: skip
         # Lists, as VideoDataModule saves them: Lightning refuses to log a DataModule's and a model's
         # hyperparameters side by side when one key holds a list in one and a tuple in the other.

@@ -145,7 +145,7 @@ def test_each_mode_feeds_its_network_the_right_input_size(runs: dict[str, Path])
 
 def test_views_at_makes_only_the_asked_views_for_a_while(runs: dict[str, Path]) -> None:
     datamodule = load_data(runs["config"], "--data.batch_size", "2", "--model.teacher", "reskd_lightning.models.TSN",
-                           "--model.teacher_resolution", "48")  # fmt: skip
+                           "--model.teacher_resolution", "48", "--model.allow_student_above_teacher", "true")  # fmt: skip
     assert datamodule.hparams.resolutions == [64, 48]  # linked from the model's resolutions
     batch = {"video": torch.randint(0, 256, (2, 3, 2, 64, 64), dtype=torch.uint8), "label": torch.zeros(2)}
     with datamodule.views_at([32, 40, 32]) as same:
