@@ -597,6 +597,9 @@ def test_student_only_is_a_copy_of_the_student_without_teacher_distillers_or_tap
     alone.train().training_step({"video": video, "label": torch.tensor([0, 1])}, 0).backward()
     assert alone.student.cls_head.fc.weight.grad is not None and module.student.cls_head.fc.weight.grad is None
     assert torch.equal(module.student.cls_head.fc.weight, before) and not module.training
+    # The module's tap, taken off for the copy and put back, still hands its map to the distiller.
+    module.train().training_step({"video": video, "label": torch.tensor([0, 1])}, 0)
+    assert len(hooked._forward_hooks) == 1
 
 
 def test_a_student_above_the_teachers_resolution_is_refused_unless_asked() -> None:

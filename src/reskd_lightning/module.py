@@ -438,13 +438,17 @@ class ResKDModule(pl.LightningModule):
         ``label_smoothing``, the views' ``mean``/``std``/``interpolation``/``antialias`` and ``metric``. It is on
         the student's device, in this module's train/eval mode; this module is left as it is.
         """
-        student = copy.deepcopy(self.student)
-        # Hooks this module put on the student's submodules (the taps) were copied with them: drop them by id.
-        # torch has no public way to list a module's hooks; `_forward_hooks` is its registry, keyed by handle id.
-        tap_ids = {handle.id for handle in self._tap_hooks.values()}
-        for submodule in student.modules():
-            for hook_id in tap_ids:
-                submodule._forward_hooks.pop(hook_id, None)
+        # A deep copy would copy the taps' hooks with the submodules: take them off (through their handles) for
+        # the copy, and put them back.
+        taps = list(self._tap_hooks)
+        for handle in self._tap_hooks.values():
+            handle.remove()
+        self._tap_hooks = {}
+        try:
+            student = copy.deepcopy(self.student)
+        finally:
+            for role, path in taps:
+                self._add_tap(role, path)
         options = self.view_options
         alone = ResKDModule(
             student,

@@ -37,7 +37,7 @@ class SampleFrames:
             num_segments: 8     # SampleFrames.num_clips
             clip_len: 1
             frame_interval: 1
-            twice_sample: false       # validation and test
+            twice_sample: false       # test views
             keep_tail_frames: false   # training
             temporal_jitter: false    # training
     """
