@@ -12,7 +12,7 @@ official one compare as text; ``DEVIATIONS`` lists, with the reason, every row w
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple
 
 
 class Fact(NamedTuple):
@@ -291,38 +291,38 @@ SWIN_STAGE_LINES = dict(classes="1-2 (_base_/models/swin_tiny.py:21)", metrics="
                         accumulate="8", batch="63", update_interval="117", epochs="105")
 
 
+def of(cfg: str, build: Callable[..., dict[str, Fact]], *args: Any) -> tuple[str, dict[str, Fact]]:
+    """An ``OFFICIAL`` entry: the official config and the facts ``build(cfg, *args)`` reads from it."""
+    return cfg, build(cfg, *args)
+
+
 R = "myconfig/rkd/"
 T = "myconfig/tsn/"
 
 #: recipe (configs/<name>.yaml without .yaml) -> (official config, facts), or (None, derived-from recipe).
 OFFICIAL: dict[str, tuple[str | None, dict[str, Fact] | str]] = {
     # ------------------------------------------------------------------------------------- ResKD, TSN / TSM
-    "reskd_tsn_r50-112_from_tsn_r152-224_16x1_200e_anet": (
-        f"{R}rkd_r152_1x1x16_200e_actnet.py",
-        reskd_tsn(f"{R}rkd_r152_1x1x16_200e_actnet.py", "_base_/models/rkd_r152_r50.py", "ResNet-152", 200, 16, 256,
-                  200, MAP, ANET_LINES, PNG),
+    "reskd_tsn_r50-112_from_tsn_r152-224_16x1_200e_anet": of(
+        f"{R}rkd_r152_1x1x16_200e_actnet.py", reskd_tsn, "_base_/models/rkd_r152_r50.py", "ResNet-152", 200, 16, 256,
+        200, MAP, ANET_LINES, PNG
     ),
-    "reskd_tsn_r50-112_from_tsn_r50-224_16x1_200e_anet": (
-        f"{R}rkd_r50_1x1x16_200e_actnet.py",
-        reskd_tsn(f"{R}rkd_r50_1x1x16_200e_actnet.py", "_base_/models/rkd_r50_r50.py", "ResNet-50", 200, 16, 256,
-                  200, MAP, ANET_LINES, PNG),
+    "reskd_tsn_r50-112_from_tsn_r50-224_16x1_200e_anet": of(
+        f"{R}rkd_r50_1x1x16_200e_actnet.py", reskd_tsn, "_base_/models/rkd_r50_r50.py", "ResNet-50", 200, 16, 256,
+        200, MAP, ANET_LINES, PNG
     ),
     "reskd_tsn_r50-96_from_tsn_r152-224_16x1_200e_anet": (None, "reskd_tsn_r50-112_from_tsn_r152-224_16x1_200e_anet"),
     "reskd_tsn_r50-72_from_tsn_r152-224_16x1_200e_anet": (None, "reskd_tsn_r50-112_from_tsn_r152-224_16x1_200e_anet"),
-    "reskd_tsn_r50-112_from_tsn_r152-224_16x1_200e_fcvid": (
-        f"{R}rkd_r152_1x1x16_200e_fcvid.py",
-        reskd_tsn(f"{R}rkd_r152_1x1x16_200e_fcvid.py", "_base_/models/rkd_r152_r50.py", "ResNet-152", 239, 16, 256,
-                  200, MAP, ANET_LINES, PNG),
+    "reskd_tsn_r50-112_from_tsn_r152-224_16x1_200e_fcvid": of(
+        f"{R}rkd_r152_1x1x16_200e_fcvid.py", reskd_tsn, "_base_/models/rkd_r152_r50.py", "ResNet-152", 239, 16, 256,
+        200, MAP, ANET_LINES, PNG
     ),
-    "reskd_tsn_r50-112_from_tsn_r152-224_8x1_100e_minik": (
-        f"{R}rkd_r152_1x1x8_100e_minik.py",
-        reskd_tsn(f"{R}rkd_r152_1x1x8_100e_minik.py", "_base_/models/rkd_r152_r50.py", "ResNet-152", 200, 8, 224,
-                  100, ACC, MINIK_LINES, VIDEOS),
+    "reskd_tsn_r50-112_from_tsn_r152-224_8x1_100e_minik": of(
+        f"{R}rkd_r152_1x1x8_100e_minik.py", reskd_tsn, "_base_/models/rkd_r152_r50.py", "ResNet-152", 200, 8, 224,
+        100, ACC, MINIK_LINES, VIDEOS
     ),
-    "reskd_tsn_r50-112_from_tsn_r50-224_8x1_100e_minik": (
-        f"{R}rkd_r50_1x1x8_100e_minik.py",
-        reskd_tsn(f"{R}rkd_r50_1x1x8_100e_minik.py", "_base_/models/rkd_r50_r50.py", "ResNet-50", 200, 8, 224,
-                  100, ACC, MINIK_LINES, VIDEOS),
+    "reskd_tsn_r50-112_from_tsn_r50-224_8x1_100e_minik": of(
+        f"{R}rkd_r50_1x1x8_100e_minik.py", reskd_tsn, "_base_/models/rkd_r50_r50.py", "ResNet-50", 200, 8, 224,
+        100, ACC, MINIK_LINES, VIDEOS
     ),
     "reskd_tsn_r50-96_from_tsn_r152-224_8x1_100e_minik": (None, "reskd_tsn_r50-112_from_tsn_r152-224_8x1_100e_minik"),
     "reskd_tsn_r50-72_from_tsn_r152-224_8x1_100e_minik": (None, "reskd_tsn_r50-112_from_tsn_r152-224_8x1_100e_minik"),
@@ -352,10 +352,6 @@ OFFICIAL["reskd_slowonly_r50-112_from_slowonly_r50-224_8x8_150e_k400"] = (
                   test="48-56", student="8-17", head="33", optimizer="85-87", schedule="89-95", clip="88",
                   batch="63", epochs="96"), reskd=True),
 )
-# the ResKD SlowOnly student sees 112 px views of the 224 px clip, as the TSN ones
-OFFICIAL["reskd_slowonly_r50-112_from_slowonly_r50-224_8x8_150e_k400"][1]["train pipeline"] = Fact(  # type: ignore[index]
-    train_3d(256, 224, False), f"{_slow_cfg}:22-24 (no Flip)"
-)
 
 _swin_cfg = f"{R}rkd_swins_32x2x1_60e_k400.py"
 OFFICIAL["reskd_swin3d_s-112_from_swin3d_b-224_32x2_60e_k400"] = (
@@ -372,52 +368,43 @@ OFFICIAL["reskd_swin3d_s-112_from_swin3d_b-224_32x2_60e_k400"] = (
 # ------------------------------------------------------------------------------------------ teacher stages
 OFFICIAL.update(
     {
-        "tsn_r152-224_16x1_50e_anet": (
-            f"{T}tsn_r152_1x1x16_50e_actnet_rgb.py",
-            teacher_tsn(f"{T}tsn_r152_1x1x16_50e_actnet_rgb.py", "_base_/models/tsn_r152.py", "TSN ResNet-152", 200,
-                        16, MAP, TEACHER_ANET_LINES, PNG),
+        "tsn_r152-224_16x1_50e_anet": of(
+            f"{T}tsn_r152_1x1x16_50e_actnet_rgb.py", teacher_tsn, "_base_/models/tsn_r152.py", "TSN ResNet-152", 200,
+            16, MAP, TEACHER_ANET_LINES, PNG
         ),
-        "tsn_r50-224_16x1_50e_anet": (
-            f"{T}tsn_r50_1x1x16_50e_actnet_rgb.py",
-            teacher_tsn(f"{T}tsn_r50_1x1x16_50e_actnet_rgb.py", "_base_/models/tsn_r50.py", "TSN ResNet-50", 200, 16,
-                        MAP, TEACHER_ANET_LINES, PNG),
+        "tsn_r50-224_16x1_50e_anet": of(
+            f"{T}tsn_r50_1x1x16_50e_actnet_rgb.py", teacher_tsn, "_base_/models/tsn_r50.py", "TSN ResNet-50", 200, 16,
+            MAP, TEACHER_ANET_LINES, PNG
         ),
-        "tsn_r152-224_16x1_50e_fcvid": (
-            f"{T}tsn_r152_1x1x16_50e_fcvid_rgb.py",
-            teacher_tsn(f"{T}tsn_r152_1x1x16_50e_fcvid_rgb.py", "_base_/models/tsn_r152.py", "TSN ResNet-152", 239,
-                        16, MAP, TEACHER_ANET_LINES, PNG),
+        "tsn_r152-224_16x1_50e_fcvid": of(
+            f"{T}tsn_r152_1x1x16_50e_fcvid_rgb.py", teacher_tsn, "_base_/models/tsn_r152.py", "TSN ResNet-152", 239,
+            16, MAP, TEACHER_ANET_LINES, PNG
         ),
-        "tsn_r152-224_8x1_50e_minik": (
-            f"{T}tsn_r152_1x1x8_50e_minik_rgb.py",
-            teacher_tsn(f"{T}tsn_r152_1x1x8_50e_minik_rgb.py", "_base_/models/tsn_r152.py", "TSN ResNet-152", 200, 8,
-                        ACC, TEACHER_MINIK_LINES, VIDEOS),
+        "tsn_r152-224_8x1_50e_minik": of(
+            f"{T}tsn_r152_1x1x8_50e_minik_rgb.py", teacher_tsn, "_base_/models/tsn_r152.py", "TSN ResNet-152", 200, 8,
+            ACC, TEACHER_MINIK_LINES, VIDEOS
         ),
-        "tsn_r50-224_8x1_50e_minik": (
-            f"{T}tsn_r50_1x1x8_50e_minik_rgb.py",
-            teacher_tsn(f"{T}tsn_r50_1x1x8_50e_minik_rgb.py", "_base_/models/tsn_r50.py", "TSN ResNet-50", 200, 8,
-                        ACC, TEACHER_MINIK_LINES, VIDEOS),
+        "tsn_r50-224_8x1_50e_minik": of(
+            f"{T}tsn_r50_1x1x8_50e_minik_rgb.py", teacher_tsn, "_base_/models/tsn_r50.py", "TSN ResNet-50", 200, 8,
+            ACC, TEACHER_MINIK_LINES, VIDEOS
         ),
     }
 )
 # --------------------------------------------------------------------------------- low-resolution baselines
 OFFICIAL.update(
     {
-        "tsn_r50-112_16x1_50e_anet": (
-            f"{T}tsn_r50_112p_1x1x16_50e_actnet_rgb.py",
-            baseline_tsn(f"{T}tsn_r50_112p_1x1x16_50e_actnet_rgb.py", 112, 128, 200, 16, MAP, BASE_ANET_LINES, PNG),
+        "tsn_r50-112_16x1_50e_anet": of(
+            f"{T}tsn_r50_112p_1x1x16_50e_actnet_rgb.py", baseline_tsn, 112, 128, 200, 16, MAP, BASE_ANET_LINES, PNG
         ),
-        "tsn_r50-96_16x1_50e_anet": (
-            f"{T}tsn_r50_96p_1x1x16_50e_actnet_rgb.py",
-            baseline_tsn(f"{T}tsn_r50_96p_1x1x16_50e_actnet_rgb.py", 96, 108, 200, 16, MAP, BASE_ANET_LINES, PNG),
+        "tsn_r50-96_16x1_50e_anet": of(
+            f"{T}tsn_r50_96p_1x1x16_50e_actnet_rgb.py", baseline_tsn, 96, 108, 200, 16, MAP, BASE_ANET_LINES, PNG
         ),
-        "tsn_r50-72_16x1_50e_anet": (
-            f"{T}tsn_r50_72p_1x1x16_50e_actnet_rgb.py",
-            baseline_tsn(f"{T}tsn_r50_72p_1x1x16_50e_actnet_rgb.py", 72, 80, 200, 16, MAP, BASE_ANET_LINES, PNG),
+        "tsn_r50-72_16x1_50e_anet": of(
+            f"{T}tsn_r50_72p_1x1x16_50e_actnet_rgb.py", baseline_tsn, 72, 80, 200, 16, MAP, BASE_ANET_LINES, PNG
         ),
         "tsn_r50-112_16x1_50e_fcvid": (None, "tsn_r50-112_16x1_50e_anet"),
-        "tsn_r50-112_8x1_50e_minik": (
-            f"{T}tsn_r50_112p_1x1x8_50e_minik_rgb.py",
-            baseline_tsn(f"{T}tsn_r50_112p_1x1x8_50e_minik_rgb.py", 112, 128, 200, 8, ACC, BASE_MINIK_LINES, VIDEOS),
+        "tsn_r50-112_8x1_50e_minik": of(
+            f"{T}tsn_r50_112p_1x1x8_50e_minik_rgb.py", baseline_tsn, 112, 128, 200, 8, ACC, BASE_MINIK_LINES, VIDEOS
         ),
         "tsn_r50-96_8x1_50e_minik": (None, "tsn_r50-112_8x1_50e_minik"),
         "tsn_r50-72_8x1_50e_minik": (None, "tsn_r50-112_8x1_50e_minik"),
