@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import logging
 import os
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Sequence
@@ -32,6 +33,7 @@ from .optim import (
     paper_sgd,
 )
 from .views import IMAGENET_MEAN, IMAGENET_STD, attach_views, batch_size_of
+from .data.dataset import UNREADABLE_KEY
 
 ModelSpec = nn.Module | Callable[[int], nn.Module]
 
@@ -120,6 +122,14 @@ def _checked_settings(
             "allow_student_above_teacher: true to distil upwards on purpose"
         )
     return teacher_mode
+
+
+log = logging.getLogger(__name__)
+
+
+def _has_videos(batch: Mapping[str, Any]) -> bool:
+    """False for an evaluation batch whose videos were all unreadable (``collate_readable`` left none)."""
+    return "video" in batch or "clips" in batch
 
 
 class ResKDModule(pl.LightningModule):
@@ -297,6 +307,7 @@ class ResKDModule(pl.LightningModule):
         # val/loss: the mean over all videos, from sums that add up over ranks. Lightning's own sync_dist mean
         # floors its integer video count when ranks hold different numbers of videos (Lightning issue #21859).
         self.val_loss = MeanMetric()
+        self._failed_videos: dict[str, int] = {}  # unreadable videos of this process, per stage, this epoch
         self._apply_teacher_mode()
 
     # ----------------------------------------------------------------------------------------- distillers
@@ -505,13 +516,33 @@ class ResKDModule(pl.LightningModule):
         return loss
 
     def _log_failed_videos(self, batch: dict[str, Any], stage: str) -> None:
-        """Per epoch: unreadable videos the loader replaced (``VideoDataset``'s ``retries``)."""
-        if "retries" in batch:
+        """Per epoch: unreadable videos the loader replaced (training's ``retries``) or left out of the batch
+        (evaluation's ``unreadable`` indices, never scored); their sum is reported at the epoch's end."""
+        if UNREADABLE_KEY in batch:  # evaluation (its readable videos' ``retries`` are 0)
+            failed = torch.tensor(float(torch.as_tensor(batch[UNREADABLE_KEY]).numel()))
+        elif "retries" in batch:
             failed = torch.as_tensor(batch["retries"]).sum().float()
-            self.log(
-                f"{stage}/failed_videos", failed, on_step=False, on_epoch=True, reduce_fx="sum", sync_dist=True,
-                batch_size=batch_size_of(batch),
-            )  # fmt: skip
+        else:
+            return
+        self._failed_videos[stage] = self._failed_videos.get(stage, 0) + int(failed)
+        if stage == "predict":
+            return  # Lightning logs no metric in predict; the epoch's count is reported at its end
+        size = batch_size_of(batch) if ("video" in batch or "clips" in batch) else max(1, int(failed))
+        self.log(
+            f"{stage}/failed_videos", failed, on_step=False, on_epoch=True, reduce_fx="sum", sync_dist=True,
+            batch_size=size,
+        )  # fmt: skip
+
+    def _report_failed_videos(self, stage: str) -> None:
+        """At an epoch's end: how many unreadable videos (all processes) were replaced or left out, if any."""
+        local = self._failed_videos.pop(stage, 0)
+        total = int(self.trainer.strategy.reduce(torch.tensor(float(local), device=self.device), reduce_op="sum"))
+        if total and self.trainer.is_global_zero:
+            what = "replaced by other records" if stage == "train" else "left out of the metrics and predictions"
+            log.warning(  # a log record every epoch (a Python warning with the same text would show once)
+                f"{stage}: {total} unreadable video(s) this epoch were {what} (each is named in a warning above; "
+                "`reskd check-data --config <your config>` lists them all)"
+            )
 
     def _targets(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
         """(metric target, loss target): class ids for accuracy; multi-hot ints and a distribution for mAP."""
@@ -547,6 +578,9 @@ class ResKDModule(pl.LightningModule):
         self.val_loss.reset()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._log_failed_videos(batch, "val")
+        if not _has_videos(batch):
+            return
         probs = self.eval_probabilities(batch)
         target, loss_target = self._targets(batch)
         loss = F.nll_loss(probs.clamp_min(1e-8).log(), loss_target) if loss_target.dim() == 1 else (
@@ -557,7 +591,6 @@ class ResKDModule(pl.LightningModule):
         self.val_loss.update(loss.detach(), weight=n)
         self.log("val/loss", self.val_loss, on_epoch=True, batch_size=n)
         self.log_dict(self.val_metrics, on_epoch=True, prog_bar=True, batch_size=n)
-        self._log_failed_videos(batch, "val")
 
     def _per_video(self, batch: dict[str, Any], probs: Tensor) -> dict[str, Tensor]:
         """What test and predict return per video: ``probs`` (softmax averaged over views), and the batch's
@@ -568,15 +601,37 @@ class ResKDModule(pl.LightningModule):
                 out[key] = torch.as_tensor(batch[key], device=probs.device)
         return out
 
+    def _no_videos(self) -> dict[str, Tensor]:
+        """What test and predict return for a batch whose videos were all unreadable: no rows."""
+        empty = torch.zeros(0, dtype=torch.long, device=self.device)
+        return {"probs": torch.zeros(0, self.num_classes, device=self.device), "index": empty, "label": empty}
+
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        self._log_failed_videos(batch, "test")
+        if not _has_videos(batch):
+            return self._no_videos()
         probs = self.eval_probabilities(batch)
         self.test_metrics.update(probs, self._targets(batch)[0])
         self.log_dict(self.test_metrics, on_epoch=True, batch_size=probs.shape[0])
-        self._log_failed_videos(batch, "test")
         return self._per_video(batch, probs)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+        self._log_failed_videos(batch, "predict")
+        if not _has_videos(batch):
+            return self._no_videos()
         return self._per_video(batch, self.eval_probabilities(batch))
+
+    def on_train_epoch_end(self) -> None:
+        self._report_failed_videos("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._report_failed_videos("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._report_failed_videos("test")
+
+    def on_predict_epoch_end(self) -> None:
+        self._report_failed_videos("predict")
 
     # ------------------------------------------------------------------------------------------ optimizer
     def trainable_parameters(self) -> list[nn.Parameter]:

@@ -22,7 +22,7 @@ from reskd_lightning.data.annotations import (
 )
 from reskd_lightning.data.check import UnreadableVideo, check_dataset
 from reskd_lightning.data.datamodule import VideoDataModule
-from reskd_lightning.data.dataset import TooManyFailedVideos, VideoDataset
+from reskd_lightning.data.dataset import UNREADABLE_KEY, TooManyFailedVideos, VideoDataset, collate_readable
 from reskd_lightning.data.decoders import (
     DECODERS,
     PyAVDecoder,
@@ -77,6 +77,8 @@ __all__ = [
     "bilinear_resize",
     "short_side_size",
     "TooManyFailedVideos",
+    "UNREADABLE_KEY",
+    "collate_readable",
     "UnreadableVideo",
     "build_test_transform",
     "check_dataset",

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from reskd_lightning.data import annotations as ann
 from reskd_lightning.data.annotations import VideoRecord, check_labels, infer_num_classes
-from reskd_lightning.data.dataset import VideoDataset
+from reskd_lightning.data.dataset import VideoDataset, collate_readable
 from reskd_lightning.data.decoders import build_decoder
 from reskd_lightning.data.distributed import evaluation_sampler
 from reskd_lightning.data.demo import DEMO_CLASSES, ensure_demo_dataset
@@ -62,8 +62,10 @@ class VideoDataModule(pl.LightningDataModule):
     Multi-label datasets (``multi_label``; ActivityNet, FCVID) train on one label drawn at random each time a
     video is sampled and evaluate with multi-hot targets (``metric: mAP``).
 
-    Unreadable videos are replaced by random others (at most ``max_retries`` in a row, with a warning naming
-    the file); more than ``max_failed_fraction`` of a set failing stops the run. ``reskd check-data`` lists them.
+    Unreadable videos are logged naming the file, then, in training, replaced by random others (at most
+    ``max_retries`` in a row) and, in evaluation, left out of the metrics and the per-video CSV (the module logs
+    their count as ``<stage>/failed_videos``); more than ``max_failed_fraction`` of a set failing stops the run.
+    ``reskd check-data`` lists them.
 
     Args:
         train_list: Training annotations (a list, CSV or json file, or a class-per-folder directory).
@@ -520,6 +522,7 @@ class VideoDataModule(pl.LightningDataModule):
             max_retries=hp.max_retries,
             max_failed_fraction=hp.max_failed_fraction,
             world_size=trainer.world_size if trainer is not None else 1,
+            replace_unreadable=split == "train",  # a stand-in would be scored as the video it replaces
         )
 
     def _loader(self, split: str, train: bool) -> DataLoader:
@@ -541,6 +544,7 @@ class VideoDataModule(pl.LightningDataModule):
             num_workers=hp.num_workers,
             pin_memory=hp.pin_memory and has_accelerator,  # pinning without an accelerator only warns
             persistent_workers=hp.persistent_workers and hp.num_workers > 0,
+            collate_fn=None if train else collate_readable,  # unreadable videos out of the batch, counted
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -583,5 +587,7 @@ class VideoDataModule(pl.LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """On the device: normalise ``batch["video"]``, add ``batch["clips"]`` (views keyed by resolution)."""
         hp = self.hparams
+        if isinstance(batch, dict) and "video" not in batch:
+            return batch  # an evaluation batch of unreadable videos only (``collate_readable``)
         resolutions = self._view_resolutions if self._view_resolutions is not None else hp.resolutions
         return attach_views(batch, resolutions, hp.mean, hp.std, mode=hp.interpolation, antialias=hp.antialias)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
+import logging
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from reskd_lightning.data.annotations import VideoRecord, to_multi_hot
 from reskd_lightning.data.decoders import VideoDecodeError
@@ -16,6 +16,12 @@ from reskd_lightning.data.sampling import SampleFrames, split_views
 
 #: Errors that make a video unreadable; anything else (a bug, a bad transform) is never retried.
 UNREADABLE = (FileNotFoundError, VideoDecodeError)
+
+#: The key of an item (and of a collated batch) that marks unreadable evaluation videos: an item
+#: ``{"index": i, UNREADABLE_KEY: True}``, a batch ``{..., UNREADABLE_KEY: LongTensor of their indices}``.
+UNREADABLE_KEY = "unreadable"
+
+log = logging.getLogger(__name__)
 
 
 class TooManyFailedVideos(RuntimeError):
@@ -40,9 +46,14 @@ class VideoDataset(Dataset):
     drawn when ``multi_label`` is False (the paper's training), and a multi-hot float vector of ``num_classes``
     when ``multi_label`` is True (mAP evaluation).
 
-    Unreadable videos (missing, corrupt, truncated, no frames): the item warns naming the file and the reason
-    and takes another record at random, at most ``max_retries`` times in a row; ``retries`` counts the
-    failures before the returned record (``index`` is the returned record's position). Once more than
+    Unreadable videos (missing, corrupt, truncated, no frames) are logged (a warning of the
+    ``reskd_lightning.data.dataset`` logger naming the file and the reason, every time one fails, so once per
+    epoch for each). For training (``replace_unreadable=True``) the item then takes another record at random,
+    at most ``max_retries`` times in a row; ``retries`` counts the failures before the returned record
+    (``index`` is the returned record's position). For evaluation (``replace_unreadable=False``: validation,
+    test, predict) a stand-in would be scored as the video it replaces, so the item is ``{"index": i,
+    "unreadable": True}`` instead, which :func:`collate_readable` leaves out of the batch (listing its index
+    under ``"unreadable"``) and the module counts, never scores. Once more than
     ``max_failed_fraction`` of this process group's share of the set (``len / world_size``) has failed, it
     raises ``TooManyFailedVideos``. ``max_retries=0`` raises the first error, naming the file, the record and
     ``source``. Failures are counted across loader workers (a shared-memory mask).
@@ -72,6 +83,7 @@ class VideoDataset(Dataset):
         max_retries: int = 10,
         max_failed_fraction: float = 0.01,
         world_size: int = 1,
+        replace_unreadable: bool = True,
     ):
         if multi_label and not num_classes:
             raise ValueError("VideoDataset: multi_label targets need num_classes")
@@ -99,6 +111,7 @@ class VideoDataset(Dataset):
         self.max_retries = int(max_retries)
         self.max_failed_fraction = float(max_failed_fraction)
         self.world_size = max(1, int(world_size))
+        self.replace_unreadable = bool(replace_unreadable)
         # Shared with the loader's workers (fork or spawn), so the fraction counts every worker's failures.
         self.failed = torch.zeros(len(self.records), dtype=torch.bool).share_memory_()
 
@@ -160,6 +173,7 @@ class VideoDataset(Dataset):
     # -- retries ------------------------------------------------------------------------------
 
     def _note_failure(self, index: int, error: Exception) -> None:
+        """Count the failure (raising past ``max_failed_fraction``) and log it, naming the video."""
         self.failed[index] = True
         failed = int(self.failed.sum())
         share = len(self) / self.world_size
@@ -169,10 +183,12 @@ class VideoDataset(Dataset):
                 f"max_failed_fraction={self.max_failed_fraction} of {share:.0f}; the last: {error}. "
                 f"List every unreadable video with `reskd check-data --config <your config>`"
             ) from error
-        warnings.warn(f"skipping an unreadable video, another record is used instead: {error}", stacklevel=3)
+        what = "another record is used instead" if self.replace_unreadable else "it is left out of the evaluation"
+        log.warning("unreadable video (%d so far), %s: %s", failed, what, error)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        """Sample ``index`` (or, if its video is unreadable, of another record drawn at random)."""
+        """Sample ``index`` (if its video is unreadable: another record's, drawn at random, or, for evaluation,
+        the unreadable marker)."""
         retries = 0
         current = index
         while True:
@@ -182,6 +198,8 @@ class VideoDataset(Dataset):
                 if self.max_retries == 0:
                     raise
                 self._note_failure(current, e)
+                if not self.replace_unreadable:
+                    return {"index": index, UNREADABLE_KEY: True}
                 retries += 1
                 if retries > self.max_retries:
                     raise TooManyFailedVideos(
@@ -192,3 +210,12 @@ class VideoDataset(Dataset):
                 continue
             sample["retries"] = retries
             return sample
+
+
+def collate_readable(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Collate an evaluation batch without its unreadable videos: ``batch["unreadable"]`` holds their indices
+    (empty when all were read); a batch of unreadable videos only has no ``video``."""
+    readable = [s for s in samples if not s.get(UNREADABLE_KEY)]
+    batch: dict[str, Any] = default_collate(readable) if readable else {}
+    batch[UNREADABLE_KEY] = torch.tensor([int(s["index"]) for s in samples if s.get(UNREADABLE_KEY)], dtype=torch.long)
+    return batch
