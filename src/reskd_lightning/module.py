@@ -21,6 +21,7 @@ from torchmetrics import MeanMetric
 
 from .distill.base import DistillationLoss
 from .files import atomic_write
+from .finite import NonFiniteGuard, NonFiniteLossError, NonFiniteMode, nonfinite_tensors
 from .metrics import average_views, evaluation_metrics
 from .models.recognizer import ModelOutput, as_model_output
 from .models.weights import CLASSIFIER_PREFIX, WeightsMismatchError, check_state_dict, load_weights
@@ -41,6 +42,8 @@ TEACHER_PREFIX = "teacher."
 DISTILL_PREFIX = "distill_modules."
 #: Where checkpoints keep every registered distiller's schedule progress (``state_key -> schedule_state()``).
 DISTILLERS_KEY = "distillers"
+#: Where checkpoints keep the number of batches skipped for non-finite values (``on_nonfinite: skip``).
+NONFINITE_KEY = "nonfinite_skipped"
 
 TeacherMode = Literal["train", "bn_train", "eval"]
 TEACHER_MODES: tuple[str, ...] = ("train", "bn_train", "eval")
@@ -199,6 +202,10 @@ class ResKDModule(pl.LightningModule):
             ``None``: the lr is used as given.
         allow_student_above_teacher: accept a student resolution above the teacher's (refused by default: it is
             usually two values swapped in a config).
+        on_nonfinite: a NaN or infinite loss term (CE or a distiller's) or gradient: "raise" stops training
+            before the weights change, naming the epoch, step, videos and term; "skip" leaves the batch out
+            (logged as ``train/nonfinite_skipped``), up to ``max_nonfinite_batches`` in a run. Checkpoints with
+            non-finite weights are never written.
 
     Configure from LightningCLI::
 
@@ -246,6 +253,8 @@ class ResKDModule(pl.LightningModule):
         param_groups: ParamGroups | None = None,
         lr_base_batch_size: int | None = None,
         allow_student_above_teacher: bool = False,
+        on_nonfinite: NonFiniteMode = "raise",
+        max_nonfinite_batches: int = 10,
     ) -> None:
         super().__init__()
         teacher_mode = _checked_settings(
@@ -287,6 +296,7 @@ class ResKDModule(pl.LightningModule):
         self.save_teacher = save_teacher
         self.param_groups = param_groups
         self.lr_base_batch_size = lr_base_batch_size
+        self.nonfinite = NonFiniteGuard(on_nonfinite, max_nonfinite_batches)
 
         # Learnable parts of distillers (adapters) live here, and only here (their one owner), so Lightning moves,
         # wraps, optimises and saves them; a distiller reads its own through `DistillationLoss.learnable`.
@@ -488,7 +498,7 @@ class ResKDModule(pl.LightningModule):
         """The student on a clip already at its resolution."""
         return as_model_output(self.student(clip))
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
         distill = bool(self._distillers)
         attach_views(batch, self._resolutions(distill), **self.view_options)
         clips = batch["clips"]
@@ -497,23 +507,56 @@ class ResKDModule(pl.LightningModule):
             clips[self.student_resolution]
         )
         ce = F.cross_entropy(student_out.logits.float(), labels, label_smoothing=self.label_smoothing)
-        loss = ce
-        batch_size = labels.shape[0]
-        log = dict(on_step=True, on_epoch=True, batch_size=batch_size)
+        terms, raw = {"ce": ce}, {}  # weighted terms of the loss; each distiller's unweighted term
         if distill:
             self._update_distiller_progress(batch_idx)
             teacher_out = self.teacher_forward(clips[self.teacher_resolution])
             for distiller in self._distillers:
-                term = distiller(student_out, teacher_out, batch)
-                weight = distiller.current_weight
-                loss = loss + weight * term
-                self.log(f"train/distill/{distiller.name}", term.detach(), **log)
-                if distiller.weight_schedule is not None:
-                    self.log(f"train/distill/{distiller.name}_weight", weight, on_step=True, on_epoch=False)
+                raw[distiller.name] = distiller(student_out, teacher_out, batch)
+                terms[distiller.name] = distiller.current_weight * raw[distiller.name]
+        self._log_failed_videos(batch, "train")
+        if self.nonfinite.check_terms(terms, self._step_description(batch, batch_idx), self._any_rank):
+            self.log("train/nonfinite_skipped", float(self.nonfinite.skipped), on_step=True, on_epoch=False)
+            return None  # Lightning skips the backward pass and the optimiser step
+        loss = ce
+        for name in raw:
+            loss = loss + terms[name]
+        log = dict(on_step=True, on_epoch=True, batch_size=labels.shape[0])
+        for distiller in self._distillers if distill else ():
+            self.log(f"train/distill/{distiller.name}", raw[distiller.name].detach(), **log)
+            if distiller.weight_schedule is not None:
+                self.log(f"train/distill/{distiller.name}_weight", distiller.current_weight, on_step=True, on_epoch=False)
         self.log("train/ce", ce.detach(), **log)
         self.log("train/loss", loss.detach(), prog_bar=True, **log)
-        self._log_failed_videos(batch, "train")
         return loss
+
+    def _any_rank(self, flag: bool) -> bool:
+        """True on every process when ``flag`` is True on any (one process: ``flag``)."""
+        trainer = self._trainer
+        if trainer is None or trainer.world_size <= 1:
+            return flag
+        return bool(trainer.strategy.reduce_boolean_decision(flag, all=False))
+
+    def _step_description(self, batch: Mapping[str, Any] | None, batch_idx: int) -> str:
+        """Where a training step is, for errors: epoch, global step, batch and its videos (paths when known)."""
+        where = f"epoch {self.current_epoch}, global step {self.global_step}, batch {batch_idx}"
+        if batch is None or "index" not in batch:
+            return where
+        indices = torch.as_tensor(batch["index"]).reshape(-1).tolist()
+        records = getattr(getattr(self.trainer.train_dataloader, "dataset", None), "records", None)
+        if records is not None and all(0 <= i < len(records) for i in indices):
+            return f"{where} (videos {[getattr(records[i], 'path', i) for i in indices]})"
+        return f"{where} (dataset indices {indices})"
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # After backward (and AMP's unscaling) and before the step. Under fp16 AMP the GradScaler skips the steps
+        # with infinite gradients by design (that is how it finds its scale): it decides, not this check.
+        if getattr(self.trainer.precision_plugin, "scaler", None) is not None:
+            return
+        where = self._step_description(None, self.trainer.fit_loop.epoch_loop.batch_idx)
+        if self.nonfinite.check_gradients(self.named_parameters(), where, self._any_rank):
+            optimizer.zero_grad(set_to_none=True)  # torch's optimisers leave parameters without gradients alone
+            self.log("train/nonfinite_skipped", float(self.nonfinite.skipped), on_step=True, on_epoch=False)
 
     def _log_failed_videos(self, batch: dict[str, Any], stage: str) -> None:
         """Per epoch: unreadable videos the loader replaced (training's ``retries``) or left out of the batch
@@ -700,9 +743,16 @@ class ResKDModule(pl.LightningModule):
             rank_zero_warn("ResKDModule has a teacher but no distiller: the teacher is not run and teaches nothing")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        bad = nonfinite_tensors(checkpoint["state_dict"])
+        if bad:  # raised before the file is written: the last good checkpoint stays as it is
+            raise NonFiniteLossError(
+                f"refusing to save a checkpoint with non-finite weights ({len(bad)} tensors, e.g. {bad[:3]}) at epoch "
+                f"{self.current_epoch}, global step {self.global_step}"
+            )
         # The one place schedules' progress is saved, for trainer-callback and `distillers=` distillers alike
         # (their Lightning callback state is empty).
         checkpoint[DISTILLERS_KEY] = {d.state_key: d.schedule_state() for d in self._distillers}
+        checkpoint[NONFINITE_KEY] = self.nonfinite.skipped
         if not self.save_teacher:
             state = checkpoint["state_dict"]
             for key in [k for k in state if k.startswith(TEACHER_PREFIX)]:
@@ -711,6 +761,7 @@ class ResKDModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Checkpoints written before the progress was saved only here also hold it as callback state (the same
         # values; DistillationLoss.load_state_dict reads it there).
+        self.nonfinite.skipped = int(checkpoint.get(NONFINITE_KEY, 0))
         states = checkpoint.get(DISTILLERS_KEY, {})
         for distiller in self._distillers:
             if distiller.state_key in states:
