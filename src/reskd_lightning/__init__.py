@@ -9,6 +9,7 @@ from .data import VideoDataModule
 from .distill import DistillationLoss, FeatureMapKD, LogitKD, LogitMapKD
 from .distill import AttentionTransfer, DecoupledKD
 from .models import TSN, ModelOutput, SlowOnly, VideoRecognizer, build_model, list_models
+from .global_batch import GlobalBatch
 from .module import ResKDModule
 from .views import attach_views, make_views
 
@@ -19,6 +20,7 @@ __all__ = [
     "DecoupledKD",
     "DistillationLoss",
     "FeatureMapKD",
+    "GlobalBatch",
     "LogitKD",
     "LogitMapKD",
     "ModelOutput",

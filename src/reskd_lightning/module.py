@@ -21,6 +21,7 @@ from torchmetrics import MeanMetric
 
 from .distill.base import DistillationLoss
 from .files import atomic_write
+from .global_batch import per_device_batch_size
 from .finite import NonFiniteGuard, NonFiniteLossError, NonFiniteMode, nonfinite_tensors
 from .metrics import average_views, evaluation_metrics
 from .models.recognizer import ModelOutput, as_model_output
@@ -685,11 +686,8 @@ class ResKDModule(pl.LightningModule):
     def global_batch_size(self) -> int:
         """Videos per optimiser step over all devices: per-device batch x devices x gradient accumulation."""
         trainer = self.trainer
-        datamodule = getattr(trainer, "datamodule", None)
-        per_device = getattr(getattr(datamodule, "hparams", None), "batch_size", None) or getattr(
-            datamodule, "batch_size", None
-        )
-        if not isinstance(per_device, int):
+        per_device = per_device_batch_size(getattr(trainer, "datamodule", None))
+        if per_device is None:
             raise ValueError(
                 f"lr_base_batch_size={self.lr_base_batch_size} asks to scale the lr by the global batch, but the "
                 "per-device batch size is unknown: use a DataModule with a `batch_size` (hyper-)parameter or set "

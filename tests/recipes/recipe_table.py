@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from reskd_lightning.global_batch import GlobalBatch, plan_global_batch
+
 from official import (  # type: ignore[import-not-found]
     ACC,
     COSINE,
@@ -111,6 +113,15 @@ def schedule_text(scheduler: Any) -> str:
     return kind
 
 
+def global_batch_text(callbacks: list[Any], per_device: int) -> str:
+    """The recipe's global batch as the official run made it on 8 GPUs (GlobalBatch keeps it on any number)."""
+    keep = [c for c in callbacks if isinstance(c, GlobalBatch)]
+    if len(keep) != 1:
+        return f"no GlobalBatch callback ({len(keep)}): {per_device} videos per device"
+    plan = plan_global_batch(keep[0].size, per_device, 8)
+    return f"{plan.per_device} videos x 8 GPUs x {plan.accumulate} = {plan.global_batch}"
+
+
 def distillation_text(callbacks: list[Any]) -> str:
     texts = []
     for c in callbacks:
@@ -166,8 +177,7 @@ def describe(cli: Any, original: Any, optimizer: Any, scheduler: Any) -> dict[st
         "distillation": distillation_text(trainer.callbacks),
         "optimizer": optimizer_text(optimizer),
         "param groups": param_groups_text(model.param_groups),
-        "global batch": f"{hp.batch_size} videos x {get('trainer.devices')} GPUs x {trainer.accumulate_grad_batches}"
-        f" = {hp.batch_size * get('trainer.devices') * trainer.accumulate_grad_batches}",
+        "global batch": global_batch_text(trainer.callbacks, hp.batch_size),
         "schedule": schedule_text(scheduler),
         "epochs": str(trainer.max_epochs),
         "gradient clipping": f"norm {trainer.gradient_clip_val:g}" if trainer.gradient_clip_val else "none",

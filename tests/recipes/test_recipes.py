@@ -24,6 +24,8 @@ from reskd_lightning.tools.config import load_config
 
 sys.path.insert(0, str(Path(__file__).parent))
 from official import OFFICIAL, Fact  # noqa: E402
+
+from reskd_lightning.global_batch import GlobalBatch, plan_global_batch  # noqa: E402
 from recipe_table import BEGIN, END, ROWS, describe, expected_difference, official_of, render  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -90,11 +92,13 @@ def summarise(name: str, cli: Any) -> dict[str, Any]:
         if type(c).__name__.endswith("KD")
     ]
     checkpoints = [c for c in trainer.callbacks if type(c).__name__ == "ModelCheckpoint"]
-    # configure_optimizers as on the recipe's 8 GPUs, and on 2 GPUs (the lr scaling rule's worked example).
-    groups = {}
+    # configure_optimizers as on the official 8 GPUs, and on 2 GPUs: GlobalBatch's accumulation for each.
+    keep = [c for c in trainer.callbacks if isinstance(c, GlobalBatch)]
+    groups, accumulate = {}, {}
     for devices in (8, 2):
+        accumulate[devices] = plan_global_batch(keep[0].size, data.hparams.batch_size, devices).accumulate
         model._trainer = SimpleNamespace(
-            datamodule=data, world_size=devices, accumulate_grad_batches=trainer.accumulate_grad_batches,
+            datamodule=data, world_size=devices, accumulate_grad_batches=accumulate[devices],
             max_epochs=trainer.max_epochs, estimated_stepping_batches=100 * trainer.max_epochs,
         )
         configured = model.configure_optimizers()
@@ -122,7 +126,9 @@ def summarise(name: str, cli: Any) -> dict[str, Any]:
         "crop_size": data.hparams.crop_size,
         "max_epochs": trainer.max_epochs,
         "gradient_clip": (trainer.gradient_clip_val, trainer.gradient_clip_algorithm),
-        "accumulate_grad_batches": trainer.accumulate_grad_batches,
+        "accumulate_grad_batches": trainer.accumulate_grad_batches,  # as configured: 1, GlobalBatch decides
+        "global_batch": keep[0].size if len(keep) == 1 else None,
+        "accumulate": accumulate,
         "distillers": distillers,
         "checkpoint": [(c.monitor, c.mode, c.dirpath, c.filename, c.save_last) for c in checkpoints],
         "optimizer": type(optimizer).__name__,
@@ -203,9 +209,11 @@ def test_readme_tables_are_rebuilt_from_the_configs(built: Any) -> None:
 @pytest.mark.parametrize("name", [f"{n}.yaml" for n in RECIPES])
 def test_lr_follows_the_global_batch(name: str, built: Any) -> None:
     got = built(name)
-    assert got["lr_base_batch_size"] == got["batch_size"] * 8 * got["accumulate_grad_batches"]
-    # on 2 GPUs a quarter of the 8-GPU global batch, so every group's lr is a quarter of the recipe's
-    assert got["groups"][2] == {k: pytest.approx((lr / 4, wd)) for k, (lr, wd) in got["groups"][8].items()}
+    assert got["accumulate_grad_batches"] == 1  # no fixed accumulation: GlobalBatch computes it
+    assert got["lr_base_batch_size"] == got["global_batch"] == got["batch_size"] * 8 * got["accumulate"][8]
+    # on 2 GPUs GlobalBatch accumulates 4x as many steps, so the global batch and every group's lr stay the recipe's
+    assert got["accumulate"][2] == 4 * got["accumulate"][8]
+    assert got["groups"][2] == {k: pytest.approx((lr, wd)) for k, (lr, wd) in got["groups"][8].items()}
 
 
 def test_every_recipe_file_has_its_official_facts() -> None:
