@@ -19,10 +19,12 @@ TOOLS: dict[str, str] = {
     "demo-data": "demo_data",
     "check-data": "check_data",
     "flops": "flops",
+    "export": "export",
 }
 
 USAGE = """usage: reskd {fit,validate,test,predict} --config CONFIG.yaml [--print_config] [overrides]
        reskd predict --ckpt_path X.ckpt --video a.mp4 [b.mp4 ...]   (top classes of your own videos)
+       reskd export --ckpt_path X.ckpt --out student.pt [--program]   (the student alone, for deployment)
        reskd {tools} ...
 
 Lightning subcommands: run `reskd fit --help` for every option.

@@ -20,7 +20,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torchmetrics import MeanMetric
 
 from .distill.base import DistillationLoss
-from .files import atomic_write
+from . import student_export
 from .global_batch import per_device_batch_size
 from .finite import NonFiniteGuard, NonFiniteLossError, NonFiniteMode, nonfinite_tensors
 from .metrics import average_views, evaluation_metrics
@@ -781,12 +781,18 @@ class ResKDModule(pl.LightningModule):
             )  # fmt: skip
         return super().load_state_dict({k: v for k, v in state_dict.items() if k in own}, strict=False, assign=assign)
 
-    def export_student(self, path: str | os.PathLike) -> Path:
-        """Write the student's weights alone (a plain state dict plus metadata), atomically."""
-        payload = {
-            "state_dict": {k: v.detach().cpu() for k, v in self.student.state_dict().items()},
-            "num_classes": self.num_classes,
-            "resolution": self.student_resolution,
-        }
-        return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    def export_student(
+        self, path: str | os.PathLike, data: Mapping[str, Any] | None = None, class_names: Sequence[str] | None = None
+    ) -> Path:
+        """Write the student alone, atomically (:func:`reskd_lightning.student_export.export_student`): its weights,
+        class path and init arguments, ``num_classes``, ``student_resolution`` and view options; no teacher,
+        optimiser or distiller state. ``data`` (the run's ``VideoDataModule`` hyper-parameters) and
+        ``class_names`` let ``reskd predict`` score videos with it; ``reskd export`` fills both from a checkpoint."""
+        return student_export.export_student(self, path, data=data, class_names=class_names)
 
+    @classmethod
+    def load_student(cls, path: str | os.PathLike, model: nn.Module | None = None) -> student_export.ExportedStudent:
+        """The student of an exported file, in eval mode, with its resolution, view options and test settings
+        (:func:`reskd_lightning.student_export.load_student`; ``model``: the network to load the weights into when
+        the file does not know how to build it)."""
+        return student_export.load_student(path, model=model)

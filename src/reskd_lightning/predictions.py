@@ -3,7 +3,8 @@
 ``VideoPredictionWriter`` is a callback: it collects what ``ResKDModule.test_step`` / ``predict_step`` return
 per video (``probs`` averaged over the test views, ``index``, ``label``), gathers it from every rank and
 writes one CSV row per video. ``VideoPredictor`` rebuilds a trained student and its test pipeline from a
-checkpoint and scores video files one by one (``reskd predict --ckpt_path X.ckpt --video a.mp4``).
+checkpoint or an exported student and scores video files one by one (``reskd predict --ckpt_path X.ckpt --video
+a.mp4``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .data.annotations import VideoRecord, load_class_names
 from .data.dataset import UNREADABLE
 from .files import atomic_write
 from .models.weights import check_state_dict, load_checkpoint
+from .student_export import ExportedStudent, export_student, is_exported_student, refuse_program, student_from_payload
 
 if TYPE_CHECKING:
     from .data.datamodule import VideoDataModule
@@ -255,17 +257,19 @@ class VideoPrediction:
 
 
 class VideoPredictor:
-    """A trained student and its test pipeline, rebuilt from a checkpoint, scoring video files.
+    """A trained student and its test pipeline, rebuilt from a checkpoint or an exported student, scoring
+    video files.
 
-    The networks come from the checkpoint's hyper-parameters (LightningCLI stores their class paths), the
-    sampling, test transform and views from its DataModule's (``datamodule_hyper_parameters``: the test-mode
-    frames, crops and clips of the run, at the student's resolution). The teacher is not rebuilt. Each video
-    is decoded by the data layer (``VideoDataset.load``), its views scored by the student, their softmax
-    averaged.
+    From a ``reskd fit`` checkpoint, the networks come from its hyper-parameters (LightningCLI stores their class
+    paths), the sampling, test transform and views from its DataModule's (``datamodule_hyper_parameters``: the
+    test-mode frames, crops and clips of the run, at the student's resolution); the teacher is not rebuilt. An
+    exported student (``reskd export``, :mod:`reskd_lightning.student_export`) holds the same: the student's
+    spec and weights, its view options and the run's DataModule settings. Each video is decoded by the data
+    layer (``VideoDataset.load``), its views scored by the student, their softmax averaged.
 
     Usage::
 
-        predictor = VideoPredictor.from_checkpoint("runs/demo/student.ckpt")
+        predictor = VideoPredictor.from_checkpoint("runs/demo/student.ckpt")   # or an exported student.pt
         for cls, name, p in predictor.predict("my_video.mp4").top:
             print(name, p)
     """
@@ -300,12 +304,17 @@ class VideoPredictor:
         top_k: int = 5,
         device: str | torch.device = "cpu",
     ) -> "VideoPredictor":
-        """Rebuild from a ``reskd fit`` checkpoint. ``classes_file``: class names, one a line (default: the
-        data's, else class ids); ``num_clips`` / ``crop``: override the run's test clips and crops."""
+        """Rebuild from a ``reskd fit`` checkpoint or an exported student (told apart by content, not by the
+        file's extension). ``classes_file``: class names, one a line (default: the export's or the data's, else
+        class ids); ``num_clips`` / ``crop``: override the run's test clips and crops."""
         from .module import DISTILL_PREFIX, TEACHER_PREFIX, ResKDModule
 
         ckpt_path = Path(ckpt_path)
+        refuse_program(ckpt_path, "a `reskd fit` checkpoint or an exported student")
         checkpoint = load_checkpoint(ckpt_path)  # a missing file raises FileNotFoundError naming it
+        if is_exported_student(checkpoint):
+            exported = student_from_payload(checkpoint, str(ckpt_path))
+            return cls.from_exported(exported, classes_file, num_clips, crop, top_k, device)
         data_hparams = checkpoint.get("datamodule_hyper_parameters")
         if not data_hparams:
             raise ValueError(
@@ -323,11 +332,44 @@ class VideoPredictor:
             module.state_dict(), checkpoint["state_dict"], str(ckpt_path), "the student's ResKDModule",
             ignore_unexpected=(TEACHER_PREFIX, DISTILL_PREFIX),
         )  # fmt: skip
-        overrides = {k: v for k, v in (("num_test_clips", num_clips), ("test_crop", crop)) if v is not None}
-        data_hparams = {k: v for k, v in data_hparams.items() if not k.startswith("_")}
-        data_hparams.update(overrides, num_classes=module.num_classes)
+        data_hparams = _test_settings(data_hparams, num_clips, crop, module.num_classes)
         names = load_class_names(classes_file) if classes_file is not None else None
         return cls(module, data_hparams, class_names=names, top_k=top_k, device=device)
+
+    @classmethod
+    def from_exported(
+        cls,
+        exported: ExportedStudent,
+        classes_file: str | os.PathLike | None = None,
+        num_clips: int | None = None,
+        crop: str | None = None,
+        top_k: int = 5,
+        device: str | torch.device = "cpu",
+    ) -> "VideoPredictor":
+        """Rebuild from an exported student (:func:`reskd_lightning.student_export.load_student`): it is scored
+        by a ``ResKDModule`` around it with the export's resolution and view options, on the export's test
+        pipeline; arguments as :meth:`from_checkpoint`."""
+        from .module import ResKDModule
+
+        if not exported.data:
+            raise ValueError(
+                f"{exported.source or 'the exported student'} holds no data settings ('data'): the test pipeline "
+                "(frames, crops, clips) cannot be rebuilt; export from the run's checkpoint with `reskd export`, "
+                "or pass data= (the VideoDataModule's hparams) to export_student"
+            )
+        options = exported.view_options
+        module = ResKDModule(
+            exported.model, num_classes=exported.num_classes, student_resolution=exported.resolution,
+            mean=options["mean"], std=options["std"], interpolation=options["mode"], antialias=options["antialias"],
+        )  # fmt: skip
+        data_hparams = _test_settings(exported.data, num_clips, crop, exported.num_classes)
+        names = load_class_names(classes_file) if classes_file is not None else exported.class_names
+        return cls(module, data_hparams, class_names=names, top_k=top_k, device=device)
+
+    def export_student(self, path: str | os.PathLike) -> Path:
+        """Write this predictor's student and test pipeline (its DataModule settings, class names) as an
+        exported student (:func:`reskd_lightning.student_export.export_student`): what ``reskd export`` writes."""
+        return export_student(self.module, path, data=self.data_hparams, class_names=self.class_names)
 
     def _datamodule(self, list_format: str | None = None) -> "VideoDataModule":
         from .data.datamodule import VideoDataModule
@@ -382,6 +424,17 @@ class VideoPredictor:
         scores, ids = probs.topk(min(self.top_k, probs.numel()))
         top = [(int(c), self.class_name(int(c)), float(p)) for c, p in zip(ids, scores)]
         return VideoPrediction(str(video), probs, top)
+
+
+def _test_settings(
+    data_hparams: Mapping[str, Any], num_clips: int | None, crop: str | None, num_classes: int
+) -> dict[str, Any]:
+    """A run's DataModule settings for prediction: private keys dropped, test clips and crops overridden when
+    given, the model's number of classes."""
+    overrides = {k: v for k, v in (("num_test_clips", num_clips), ("test_crop", crop)) if v is not None}
+    settings = {k: v for k, v in data_hparams.items() if not k.startswith("_")}
+    settings.update(overrides, num_classes=num_classes)
+    return settings
 
 
 def read_video_list(file: str | os.PathLike) -> list[str]:

@@ -1,7 +1,8 @@
 """``reskd predict --ckpt_path X.ckpt --video a.mp4 [b.mp4 ...]`` (or ``--list``): the top classes of your videos.
 
 The work is :class:`reskd_lightning.predictions.VideoPredictor` (notebooks call it in process), with the
-checkpoint's own test pipeline. Without ``--video``/``--list``, ``reskd predict`` is LightningCLI's.
+checkpoint's own test pipeline. ``--ckpt_path`` is a ``reskd fit`` checkpoint or an exported student
+(``reskd export``), told apart by content. Without ``--video``/``--list``, ``reskd predict`` is LightningCLI's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from ..predictions import VideoPredictor, read_video_list
 def main(argv: Sequence[str]) -> None:
     """``reskd predict --ckpt_path X.ckpt --video a.mp4 [b.mp4 ...]``: the top classes of your own videos."""
     parser = argparse.ArgumentParser(prog="reskd predict", description=main.__doc__)
-    parser.add_argument("--ckpt_path", "--ckpt-path", required=True, help="checkpoint of a `reskd fit` run")
+    parser.add_argument("--ckpt_path", "--ckpt-path", required=True,
+                        help="checkpoint of a `reskd fit` run, or an exported student (`reskd export`)")  # fmt: skip
     parser.add_argument("--video", nargs="+", default=[], help="video files (or frame folders of a rawframe run)")
     parser.add_argument("--list", help="a file of video paths, one a line")
     parser.add_argument("--top-k", type=int, default=5)
