@@ -512,7 +512,7 @@ def test_export_student_writes_loadable_weights(tmp_path: Path) -> None:
     assert payload["num_classes"] == NUM_CLASSES and payload["resolution"] == 16
     fresh = tsn()
     fresh.load_state_dict(payload["state_dict"])
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert [p.name for p in tmp_path.iterdir()] == ["student.pth"]  # no temporary file left
 
 
 def test_interrupted_saves_keep_the_previous_files(

@@ -5,6 +5,7 @@ learns from the teacher's feature maps (Ma et al., "Rethinking Resolution in the
 Recognition", NeurIPS 2022).
 """
 
+from .checkpoint_io import AtomicCheckpointIO
 from .data import VideoDataModule
 from .distill import DistillationLoss, FeatureMapKD, LogitKD, LogitMapKD
 from .distill import AttentionTransfer, DecoupledKD
@@ -16,6 +17,7 @@ from .views import attach_views, make_views
 __version__ = "0.1.0"
 
 __all__ = [
+    "AtomicCheckpointIO",
     "AttentionTransfer",
     "DecoupledKD",
     "DistillationLoss",

@@ -13,6 +13,7 @@ from pytorch_lightning import Trainer
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities import rank_zero_info
 
+from .checkpoint_io import use_atomic_checkpoints
 from .data import VideoDataModule
 from .data.presets import preset_metric, preset_num_classes
 from .module import ResKDModule
@@ -73,8 +74,12 @@ class ResKDCLI(LightningCLI):
             rank_zero_info(f"checkpoint: {ckpt.best_model_path}")
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The trainer; ``test`` and ``predict`` get a per-video CSV writer when the config has none."""
+        """The trainer; ``test`` and ``predict`` get a per-video CSV writer when the config has none, and every
+        subcommand kill-safe checkpoints (:class:`~reskd_lightning.checkpoint_io.AtomicCheckpointIO`) unless
+        ``trainer.plugins`` names a ``CheckpointIO``."""
         trainer = super().instantiate_trainer(**kwargs)
+        config = {**self._get(self.config_init, "trainer", default={}), **kwargs}  # as LightningCLI builds it
+        use_atomic_checkpoints(trainer, config.get("plugins"))
         if self.subcommand in ("test", "predict"):
             if not any(isinstance(c, VideoPredictionWriter) for c in trainer.callbacks):
                 trainer.callbacks.append(VideoPredictionWriter())
