@@ -122,7 +122,7 @@ GOP_VIDEOS = {
     "h264_vfr.mkv": dict(codec="libx264", vfr=True),
     "h264.avi": dict(codec="libx264"),  # the index says frame 0 is at pts 0, the decoder says 1
     "hevc.mp4": dict(codec="libx265"),  # open GOPs
-    "mpeg4.avi": dict(codec="mpeg4"),  # packed B-frames: timestamps do not identify frames
+    "mpeg4.avi": dict(codec="mpeg4"),  # B-frames in AVI (unpacked; packed ones: test_decoder_integrity.py)
 }
 
 
@@ -457,6 +457,7 @@ def test_unknown_decoder_lists_the_known_ones() -> None:
     [
         ("pyav", {"num_threads": -1}, r"num_threads must be an integer >= 0 .*got -1"),
         ("pyav", {"snap_to_keyframe": "yes"}, r"snap_to_keyframe must be True or False, got 'yes'"),
+        ("pyav", {"sequential": 1}, r"sequential must be True or False, got 1"),
         ("torchcodec", {"seek_mode": "fast"}, r"must be one of \('exact', 'approximate'\), got 'fast'"),
         ("torchcodec", {"num_threads": 1.5}, r"num_threads must be an integer >= 0 .*got 1.5"),
         ("rawframes", {"start_index": -1}, r"start_index must be an integer >= 0, got -1"),

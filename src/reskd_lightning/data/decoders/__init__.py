@@ -5,7 +5,8 @@ A decoder opens a video (or a folder of frames) as a ``VideoHandle``, a context 
 
 - ``"pyav"``: ``PyAVDecoder``, any container and codec FFmpeg reads. Decodes sparsely: it seeks to the
   keyframe before each wanted frame and decodes forward only as far as needed; optionally snaps indices to
-  keyframes.
+  keyframes. Where seeking would give other frames than a sequential decode (frames that decode corrupt after
+  a seek, DivX/Xvid packed B-frames) it decodes from the start; ``sequential=True`` always does.
 - ``"rawframes"``: ``RawFrameDecoder``, mmaction2 frame folders (``img_00001.jpg`` ...).
 - ``"torchcodec"``: ``TorchCodecDecoder``, an optional backend (needs ``torchcodec`` and FFmpeg's shared
   libraries).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import Callable, Protocol, runtime_checkable
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 from torch import Tensor
@@ -19,9 +19,15 @@ class VideoDecodeError(ValueError):
 
 
 class VideoHandle:
-    """An open video: ``num_frames`` and ``get_frames(indices, bounds=None)``; close it, or use ``with``."""
+    """An open video: ``num_frames`` and ``get_frames(indices, bounds=None)``; close it, or use ``with``.
+
+    ``recovered`` lists, one sentence each, decoding problems the handle met and worked around (a frame that
+    decoded corrupt after a seek, so it decoded from the start instead): the frames are right, but the video
+    is damaged or slow to read. ``reskd check-data --deep`` reports them.
+    """
 
     path: str
+    recovered: Sequence[str] = ()
 
     @property
     def num_frames(self) -> int:

@@ -2,8 +2,9 @@
 
 ``PyAVVideoHandle`` seeks to the keyframe before each wanted frame and decodes forward only as far as needed,
 finding frames by their pts on a ``Timeline`` (``pyav_timeline``); ``PyAVDecoder(snap_to_keyframe=True)``
-moves each index to the nearest keyframe of the range it was drawn from. PyAV is imported when a video is
-opened, not before.
+moves each index to the nearest keyframe of the range it was drawn from, ``PyAVDecoder(sequential=True)``
+decodes every request from the start (the reference ``reskd check-data --deep`` compares with). PyAV is
+imported when a video is opened, not before.
 """
 
 from __future__ import annotations
@@ -17,11 +18,21 @@ from torch import Tensor
 
 from reskd_lightning.data.decoders.base import VideoDecodeError, VideoHandle
 from reskd_lightning.data.decoders.checks import check_bounds, check_indices, check_threads
-from reskd_lightning.data.decoders.pyav_timeline import Timeline, timeline_from_index, timeline_from_packets
+from reskd_lightning.data.decoders.pyav_timeline import (
+    Timeline,
+    packed_b_frames,
+    timeline_from_index,
+    timeline_from_packets,
+)
 
 
 class _Resync(Exception):
     """The timeline disagrees with what the decoder returned: fall back to a safer way of finding frames."""
+
+
+class _Corrupt(Exception):
+    """The decoder failed or flagged a frame corrupt (FFmpeg's ``AV_FRAME_FLAG_CORRUPT`` or decode error
+    flags) while decoding along the timeline: decode from the start instead."""
 
 
 class _RetryWithoutSkipping(Exception):
@@ -39,10 +50,19 @@ class PyAVVideoHandle(VideoHandle):
     returns something the timeline did not predict, the handle falls back to the exact packet scan and, last,
     to decoding from the start: the frames are always those of a full sequential decode.
 
-    ``frames_decoded`` and ``seeks`` count, since opening, the frames the decoder returned and the seeks made.
+    A failed packet or a frame FFmpeg flags corrupt while decoding along the timeline (after a seek: a
+    stream whose later keyframes need parameter sets sent only earlier, as in spliced files) sends the handle
+    straight to decoding from the start, noted in ``recovered``; a corrupt frame or a failure there too is a
+    ``VideoDecodeError`` naming the frame. MPEG-4 Part 2 streams with packed B-frames (DivX/Xvid AVIs), whose
+    timestamps do not say which frame the decoder returns, are always decoded from the start.
+
+    ``frames_decoded`` and ``seeks`` count, since opening, the frames the decoder returned and the seeks made;
+    ``recovered`` lists, one sentence each, the decoding problems the handle worked around.
     """
 
-    def __init__(self, path: str, num_threads: int = 1, snap_to_keyframe: bool = False):
+    def __init__(
+        self, path: str, num_threads: int = 1, snap_to_keyframe: bool = False, sequential: bool = False
+    ):
         import av  # lazy: only users of this decoder need PyAV
 
         self._av = av
@@ -51,12 +71,13 @@ class PyAVVideoHandle(VideoHandle):
         self.snap_to_keyframe = snap_to_keyframe
         self.frames_decoded = 0
         self.seeks = 0
+        self.recovered: list[str] = []
         self._container: Any = None
         self._num_frames: int | None = None
         self._timeline: Timeline | None = None
         self._timeline_built = False
         self._packet_count: int | None = None  # counted by ``_scan``
-        self._sequential = False  # no usable timestamps: count frames from the start, never seek
+        self._sequential = sequential  # count frames from the start, never seek (no usable timestamps)
         self._allow_skip = True
         self._open()
 
@@ -92,12 +113,27 @@ class PyAVVideoHandle(VideoHandle):
 
     def _get_timeline(self) -> Timeline | None:
         if not self._timeline_built:
-            self._timeline = timeline_from_index(self._container, self._stream)
-            if self._timeline is None:
-                self._timeline = self._scan()
-                self._sequential = self._timeline is None
+            if self._packed_b_frames():
+                self._timeline = None  # its frame count comes from the stream or a packet count
+            else:
+                self._timeline = timeline_from_index(self._container, self._stream)
+                if self._timeline is None:
+                    self._timeline = self._scan()
+            self._sequential = self._sequential or self._timeline is None
             self._timeline_built = True
         return self._timeline
+
+    def _packed_b_frames(self) -> bool:
+        """An MPEG-4 Part 2 stream with packed B-frames (reads its first packet: the next decode reopens)."""
+        if self._codec.name != "mpeg4":  # the only codec FFmpeg unpacks B-frames of
+            return False
+        self._fresh = False
+        try:
+            first = next(iter(self._container.demux(self._stream)), None)
+        except self._av.FFmpegError:
+            first = None
+        header = bytes(first) if first is not None and first.size else None
+        return packed_b_frames(self._codec.extradata, header)
 
     def _scan(self) -> Timeline | None:
         """Demux every packet (no decoding), counting them: an exact timeline, or None without usable pts."""
@@ -134,7 +170,7 @@ class PyAVVideoHandle(VideoHandle):
             if count <= 0:
                 if self._packet_count is None:
                     self._timeline = self._scan()  # exact, and better than a grid
-                    self._sequential = self._timeline is None
+                    self._sequential = self._sequential or self._timeline is None
                 count = self._packet_count or 0
             if count <= 0:
                 raise self._fail("it has no frames")
@@ -167,8 +203,8 @@ class PyAVVideoHandle(VideoHandle):
         try:
             frames = self._codec.decode(packet)
         except self._av.FFmpegError as e:
-            where = f"frame {self._last[0] + 1}" if self._last else "its first frames"
-            raise self._fail(f"PyAV failed while decoding {where} ({e})") from e
+            where = f"after frame {self._last[0]}" if self._last else f"from keyframe {self._expect_first}"
+            raise _Corrupt(f"a packet failed to decode {where} ({e})") from e
         self.frames_decoded += len(frames)
         return frames
 
@@ -181,6 +217,9 @@ class PyAVVideoHandle(VideoHandle):
         """Index ``frame`` (checking it against the timeline) and keep it when wanted; returns its index."""
         timeline = self._timeline
         index = timeline.index_of(frame.pts)  # type: ignore[union-attr]
+        if frame.is_corrupt:
+            where = f"frame {index}" if index is not None else f"a frame at pts {frame.pts}"
+            raise _Corrupt(f"{where} decoded corrupt from keyframe {self._expect_first}")
         if index is None or (self._last is not None and index <= self._last[0]):
             raise _Resync()
         if not timeline.exact:  # type: ignore[union-attr]
@@ -281,6 +320,8 @@ class PyAVVideoHandle(VideoHandle):
                     out.update((i, last_frame) for i in wanted[k:].tolist())
                     return out
                 self.frames_decoded += 1
+                if frame.is_corrupt:  # FFmpeg's AV_FRAME_FLAG_CORRUPT or decode error flags
+                    raise self._fail(f"frame {self._next_index} decodes corrupt even from the start")
                 self._last = (self._next_index, frame)
                 if self._next_index == w:
                     out[w] = frame.to_ndarray(format="rgb24")
@@ -317,7 +358,9 @@ class PyAVVideoHandle(VideoHandle):
             ranges = check_bounds(bounds, len(indices), self.path)
         if not self._sequential:
             self._get_timeline()
-        for _ in range(5):  # grid -> exact scan -> sequential, and once without skipping: each at most once
+        # grid -> exact scan -> sequential (straight there after a corrupt frame), and once without skipping:
+        # each step at most once.
+        for _ in range(5):
             # Snapped again on every try: a timeline found wrong may have misplaced the keyframes too.
             asked = indices if ranges is None else self._snap(indices, ranges)
             wanted, inverse = np.unique(asked, return_inverse=True)
@@ -333,6 +376,10 @@ class PyAVVideoHandle(VideoHandle):
                 break
             except _Resync:
                 self._downgrade()
+            except _Corrupt as e:
+                self.recovered.append(f"{e}, so it decoded from the start instead")
+                self._sequential = True
+                self._open()
             except _RetryWithoutSkipping:
                 self._allow_skip = False
                 self._open()
@@ -352,6 +399,9 @@ class PyAVVideoHandle(VideoHandle):
 class PyAVDecoder:
     """Decode videos with PyAV (FFmpeg), any container and codec FFmpeg reads, seeking to the frames wanted.
 
+    The frames are those of a full sequential decode: where seeking cannot give them (a frame that decodes
+    corrupt after a seek, timestamps that do not identify frames), the handle decodes from the start.
+
     Args:
         num_threads: Decoding threads per video (0: FFmpeg's choice). 1 suits data loaders whose workers
             already use every core.
@@ -362,6 +412,8 @@ class PyAVDecoder:
             segment holds one or two). Worth it for long web videos with keyframes every ~2 s; pointless for
             all-intra files (every frame is a keyframe: nothing changes, nothing is saved) and for files with
             a single GOP (no keyframe in the range: exact decoding).
+        sequential: Never seek: decode every request from the start, counting frames. Slow; the reference
+            ``reskd check-data --deep`` compares the seeking decoder with.
 
     Configured through ``VideoDataModule``::
 
@@ -373,19 +425,26 @@ class PyAVDecoder:
             fast_decode: false   # true: PyAVDecoder(snap_to_keyframe=True)
     """
 
-    def __init__(self, num_threads: int = 1, snap_to_keyframe: bool = False):
+    def __init__(self, num_threads: int = 1, snap_to_keyframe: bool = False, sequential: bool = False):
         self.num_threads = check_threads("PyAVDecoder", num_threads)
-        if not isinstance(snap_to_keyframe, bool):
-            raise ValueError(f"PyAVDecoder: snap_to_keyframe must be True or False, got {snap_to_keyframe!r}")
+        for name, value in (("snap_to_keyframe", snap_to_keyframe), ("sequential", sequential)):
+            if not isinstance(value, bool):
+                raise ValueError(f"PyAVDecoder: {name} must be True or False, got {value!r}")
         self.snap_to_keyframe = snap_to_keyframe
+        self.sequential = sequential
 
     def __repr__(self) -> str:
         name = type(self).__name__
-        return f"{name}(num_threads={self.num_threads}, snap_to_keyframe={self.snap_to_keyframe})"
+        return (
+            f"{name}(num_threads={self.num_threads}, snap_to_keyframe={self.snap_to_keyframe}, "
+            f"sequential={self.sequential})"
+        )
 
     def open(self, path: str | os.PathLike) -> PyAVVideoHandle:
         """Open ``path``: ``FileNotFoundError`` if it does not exist, ``VideoDecodeError`` if unreadable."""
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"video file {path!r} does not exist")
-        return PyAVVideoHandle(path, num_threads=self.num_threads, snap_to_keyframe=self.snap_to_keyframe)
+        return PyAVVideoHandle(
+            path, self.num_threads, snap_to_keyframe=self.snap_to_keyframe, sequential=self.sequential
+        )

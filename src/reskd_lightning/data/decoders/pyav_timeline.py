@@ -2,11 +2,14 @@
 
 Two sources, tried in this order by the handle: the container's own index (``timeline_from_index``: MP4's
 per-frame index, or Matroska cues plus a constant frame rate), else one scan of the packets
-(``timeline_from_packets``: exact pts for any frame rate).
+(``timeline_from_packets``: exact pts for any frame rate). Some streams have no usable timeline at all:
+``packed_b_frames`` finds MPEG-4 Part 2 streams whose B-frames are packed (DivX/Xvid AVIs), where the decoder
+hands back frames whose pts are not the display order the packets' pts promise.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +17,10 @@ import numpy as np
 
 _AVINDEX_KEYFRAME = 1  # libavformat's AVIndexEntry flags
 _AVINDEX_DISCARD_FRAME = 2
+
+# FFmpeg's MPEG-4 decoder unpacks B-frames when the VOL's user data reads "DivX<ver>b<build>p" or
+# "DivX<ver>Build<build>p" (libavcodec/mpeg4videodec.c, decode_user_data: sscanf "DivX%db%d%c", last == 'p').
+_DIVX_PACKED = re.compile(rb"DivX\d+(?:Build|b)\d+p")
 
 
 @dataclass
@@ -113,3 +120,14 @@ def timeline_from_packets(pts: list[int | None], key: list[bool]) -> Timeline | 
         return None
     keyframes = np.flatnonzero(np.array(key)[order])
     return Timeline(keyframes, len(pts), pts=sorted_pts)
+
+
+def packed_b_frames(extradata: bytes | None, first_packet: bytes | None) -> bool:
+    """Whether an MPEG-4 Part 2 stream packs its B-frames (DivX 5 / Xvid "packed bitstream" AVIs), from its
+    extradata and first packet (the stream's header with its user data, where FFmpeg looks for the mark).
+
+    Such a file stores a P-frame and the next B-frame in one packet, then an almost empty "N-VOP" packet; the
+    decoder returns the B-frame a packet later than the packets' pts say, with the pts of another packet, so
+    frames found by pts come out one off (frame i+1 for frame i, about a third of them with two B-frames).
+    """
+    return any(data and _DIVX_PACKED.search(data) for data in (extradata, first_packet))
