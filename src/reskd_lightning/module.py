@@ -22,6 +22,17 @@ from torchmetrics import MeanMetric
 from .distill.base import DistillationLoss
 from . import student_export
 from .global_batch import per_device_batch_size
+from .speed import (
+    TEACHER_DTYPES,
+    CompileTarget,
+    TeacherPrecision,
+    cast_except_norms,
+    check_speed_options,
+    clip_in_format,
+    compiles,
+    to_channels_last,
+    to_float32,
+)
 from .finite import NonFiniteGuard, NonFiniteLossError, NonFiniteMode, nonfinite_tensors
 from .metrics import average_views, evaluation_metrics
 from .models.recognizer import ModelOutput, as_model_output
@@ -207,6 +218,10 @@ class ResKDModule(pl.LightningModule):
             before the weights change, naming the epoch, step, videos and term; "skip" leaves the batch out
             (logged as ``train/nonfinite_skipped``), up to ``max_nonfinite_batches`` in a run. Checkpoints with
             non-finite weights are never written.
+        channels_last, compile, teacher_precision: opt-in speed switches (:mod:`reskd_lightning.speed`):
+            channels-last layout for both networks; ``torch.compile`` of "student", "teacher" or "both"
+            (in place, checkpoints unchanged); the teacher's weights in "bf16" or "16" with its forward under
+            autocast in that dtype, normalisation layers in float32 ("same": as the trainer's precision).
 
     Configure from LightningCLI::
 
@@ -256,12 +271,16 @@ class ResKDModule(pl.LightningModule):
         allow_student_above_teacher: bool = False,
         on_nonfinite: NonFiniteMode = "raise",
         max_nonfinite_batches: int = 10,
+        channels_last: bool = False,
+        compile: CompileTarget = "none",
+        teacher_precision: TeacherPrecision = "same",
     ) -> None:
         super().__init__()
         teacher_mode = _checked_settings(
             num_classes, student_resolution, teacher_resolution, teacher is not None, teacher_ckpt, teacher_mode,
             teacher_weights, teacher_bn_mode, metric, lr_base_batch_size, allow_student_above_teacher,
         )  # fmt: skip
+        check_speed_options(compile, teacher_precision)
         # Lists, as VideoDataModule saves them: Lightning refuses to log a DataModule's and a model's
         # hyperparameters side by side when one key holds a list in one and a tuple in the other.
         mean, std = [float(m) for m in mean], [float(s) for s in std]
@@ -298,6 +317,7 @@ class ResKDModule(pl.LightningModule):
         self.param_groups = param_groups
         self.lr_base_batch_size = lr_base_batch_size
         self.nonfinite = NonFiniteGuard(on_nonfinite, max_nonfinite_batches)
+        self._apply_speed_switches(channels_last, compile, teacher_precision)
 
         # Learnable parts of distillers (adapters) live here, and only here (their one owner), so Lightning moves,
         # wraps, optimises and saves them; a distiller reads its own through `DistillationLoss.learnable`.
@@ -376,12 +396,37 @@ class ResKDModule(pl.LightningModule):
         """The student or the teacher on a clip, with the intermediate maps the distillers asked for."""
         self._taps[role] = {}
         self._capture = any(r == role for r, _ in self._tap_hooks)
+        clip = clip_in_format(clip, self.channels_last)
         try:
-            out = as_model_output(self.student(clip) if role == "student" else self.teacher(clip))
+            if role == "student":
+                out = as_model_output(self.student(clip))
+            elif self.teacher_dtype is not None:  # weights in the compute dtype: run it under autocast in that dtype
+                with torch.autocast(clip.device.type, dtype=self.teacher_dtype):
+                    out = as_model_output(self.teacher(clip))
+            else:
+                out = as_model_output(self.teacher(clip))
         finally:
             self._capture = False
         taps, self._taps[role] = self._taps[role], {}
-        return out._replace(taps=taps) if taps else out
+        out = out._replace(taps=taps) if taps else out
+        return to_float32(out) if role == "teacher" and self.teacher_dtype is not None else out
+
+    def _apply_speed_switches(self, channels_last: bool, compile: str, teacher_precision: str) -> None:
+        """The opt-in speed switches (:mod:`reskd_lightning.speed`), on the networks as built and loaded."""
+        self.channels_last = bool(channels_last)
+        self.compile_target = compile
+        self.teacher_dtype = TEACHER_DTYPES.get(teacher_precision) if self.teacher is not None else None
+        for role, net in (("student", self.student), ("teacher", self.teacher)):
+            if net is None:
+                continue
+            if self.channels_last:
+                to_channels_last(net)
+            if role == "teacher" and self.teacher_dtype is not None:
+                cast_except_norms(net, self.teacher_dtype)
+            if compiles(compile, role):
+                # in place: the parameter names (and checkpoints) stay as they are. Static shapes: training's are
+                # fixed (the last incomplete batch is dropped); evaluation's few others compile once each.
+                net.compile(dynamic=False)
 
     def _update_distiller_progress(self, batch_idx: int) -> None:
         trainer = self._trainer
@@ -487,6 +532,8 @@ class ResKDModule(pl.LightningModule):
             metric=self.metric,
             param_groups=self.param_groups,
             lr_base_batch_size=self.lr_base_batch_size,
+            channels_last=self.channels_last,
+            compile="student" if compiles(self.compile_target, "student") else "none",
         )
         device = next(self.student.parameters(), torch.empty(0, device=self.device)).device
         return alone.to(device).train(self.training)
