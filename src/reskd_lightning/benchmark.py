@@ -69,7 +69,7 @@ def synthetic_batch(
     return {"video": video.to(device), "label": label.to(device)}
 
 
-def _optimizer(module: ResKDModule) -> torch.optim.Optimizer:
+def module_optimizer(module: ResKDModule) -> torch.optim.Optimizer:
     """The module's own optimiser (its factory and parameter groups); the lr is not scaled (that needs a
     Trainer, and the lr does not change the time of a step)."""
     base_batch, module.lr_base_batch_size = module.lr_base_batch_size, None
@@ -80,9 +80,10 @@ def _optimizer(module: ResKDModule) -> torch.optim.Optimizer:
     return configured["optimizer"] if isinstance(configured, dict) else configured
 
 
-def _step_fn(
+def training_step_fn(
     module: ResKDModule, optimizer: torch.optim.Optimizer, batch: dict[str, Tensor], autocast_dtype: torch.dtype | None
 ) -> Callable[[], None]:
+    """One timed optimiser step of ``module`` on ``batch`` (views made anew each time), as a function."""
     device = device_of(module)
 
     def step() -> None:
@@ -128,8 +129,8 @@ def measure_training_step(
     student_module.train()
     # key -> (row name, network, resolution, the timed function)
     steps: dict[str, tuple[str, str, int, Callable[[], Any]]] = {
-        "student_step": ("student step", student, s_res, _step_fn(student_module, _optimizer(student_module), batch,
-                                                                  autocast_dtype)),
+        "student_step": ("student step", student, s_res,
+                         training_step_fn(student_module, module_optimizer(student_module), batch, autocast_dtype)),
     }  # fmt: skip
     if module.teacher is not None and module.distillers:  # without a distiller the step never runs the teacher
         teacher = module.teacher
@@ -141,7 +142,7 @@ def measure_training_step(
 
         steps["teacher_forward"] = ("teacher forward", describe(teacher), t_res, teacher_forward)
         steps["reskd_step"] = ("ResKD step", f"{student} <- {describe(teacher)}", s_res,
-                               _step_fn(module, _optimizer(module), batch, autocast_dtype))  # fmt: skip
+                               training_step_fn(module, module_optimizer(module), batch, autocast_dtype))  # fmt: skip
     module.train()  # the student trains; the teacher keeps teacher_mode
 
     with warnings.catch_warnings():

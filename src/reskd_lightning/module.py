@@ -570,11 +570,12 @@ class ResKDModule(pl.LightningModule):
         for name in raw:
             loss = loss + terms[name]
         log = dict(on_step=True, on_epoch=True, batch_size=labels.shape[0])
+        # the progress bar shows each term of the loss (its step value), not only their weighted sum
         for distiller in self._distillers if distill else ():
-            self.log(f"train/distill/{distiller.name}", raw[distiller.name].detach(), **log)
+            self.log(f"train/distill/{distiller.name}", raw[distiller.name].detach(), prog_bar=True, **log)
             if distiller.weight_schedule is not None:
                 self.log(f"train/distill/{distiller.name}_weight", distiller.current_weight, on_step=True, on_epoch=False)
-        self.log("train/ce", ce.detach(), **log)
+        self.log("train/ce", ce.detach(), prog_bar=True, **log)
         self.log("train/loss", loss.detach(), prog_bar=True, **log)
         return loss
 
