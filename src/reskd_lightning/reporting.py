@@ -6,9 +6,11 @@ go to the run's logger: a ``wandb.Table`` and a ``wandb.Image`` for a ``WandbLog
 of the PNG in the logger's ``log_dir`` for a ``CSVLogger`` (or any logger with a ``log_dir``); nothing for
 other loggers.
 
-wandb runs offline unless the user says otherwise: :func:`wandb_offline_by_default` sets ``WANDB_MODE=offline``
-when ``WANDB_MODE`` is unset (``reskd`` calls it before building loggers), so nothing waits for a network.
-``WANDB_MODE=online`` (or ``wandb online``) syncs as usual; an offline run is uploaded later with
+wandb runs offline unless the user can sync: :func:`wandb_offline_by_default` sets ``WANDB_MODE=offline`` when
+``WANDB_MODE`` is unset and no W&B credentials are found (:func:`wandb_credentials_found`: ``WANDB_API_KEY``,
+``WANDB_IDENTITY_TOKEN_FILE`` or a ``.netrc`` entry for the W&B server, as ``wandb login`` writes); ``reskd``
+calls it before building loggers, so a run without credentials never waits for a network or a login prompt.
+With credentials wandb's own default (online) is kept. An offline run is uploaded later with
 ``wandb sync <save_dir>/wandb/offline-run-*``.
 """
 
@@ -16,10 +18,12 @@ from __future__ import annotations
 
 import csv
 import io
+import netrc
 import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from urllib.parse import urlsplit
 
 from pytorch_lightning.loggers import Logger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
@@ -166,7 +170,57 @@ def log_config(loggers: Loggers, config: Mapping[str, Any]) -> None:
             logger.experiment.config.update(dict(config), allow_val_change=True)
 
 
+@rank_zero_only
+def log_file(loggers: Loggers, path: str | Path) -> None:
+    """Put the file at ``path`` (e.g. ``reskd test``'s per-video ``predictions_test.csv``) into every
+    ``WandbLogger``'s run, under its own name in the run's files (offline: linked into the run folder, uploaded by
+    ``wandb sync``). Other loggers are left alone: the file is already on disk. Rank zero only.
+
+    A whole file rather than a ``wandb.Table``: wandb cuts a logged table to its first 10,000 rows
+    (``wandb.Table.MAX_ROWS``), fewer than the videos of a Kinetics-400 or FCVID test set."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no file to log at {path}")
+    for logger in _as_list(loggers):
+        if isinstance(logger, WandbLogger):
+            logger.experiment.save(str(path.resolve()), base_path=str(path.resolve().parent), policy="now")
+
+
+#: W&B servers whose ``.netrc`` entry ``wandb login`` writes when ``WANDB_BASE_URL`` is unset: api.wandb.ai, and
+#: since wandb 0.31 its default base URL api.forge.coreweave.com (``wandb/sdk/lib/urls.py``), which also reads the
+#: api.wandb.ai entry.
+WANDB_DEFAULT_HOSTS = ("api.wandb.ai", "api.forge.coreweave.com")
+
+
+def _netrc_path() -> Path:
+    """The ``.netrc`` file wandb reads: ``$NETRC``, else ``~/.netrc``, else ``~/_netrc`` (as wandb's ``wbnetrc``)."""
+    if os.environ.get("NETRC"):
+        return Path(os.environ["NETRC"]).expanduser()
+    found = [p for p in (Path("~/.netrc").expanduser(), Path("~/_netrc").expanduser()) if p.exists()]
+    return found[0] if found else Path("~/.netrc").expanduser()
+
+
+def wandb_credentials_found() -> bool:
+    """Whether wandb would find credentials without asking: ``WANDB_API_KEY`` or ``WANDB_IDENTITY_TOKEN_FILE``
+    set, or a ``.netrc`` entry with a password for the server (``WANDB_BASE_URL``'s host, else W&B's own).
+
+    A server chosen with ``wandb login --host`` alone (kept in wandb's settings file, not in the environment) is
+    not seen: set ``WANDB_BASE_URL`` or ``WANDB_MODE=online`` for it."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlsplit(os.environ.get("WANDB_BASE_URL", "")).netloc
+    hosts = (host,) if host and host not in WANDB_DEFAULT_HOSTS else WANDB_DEFAULT_HOSTS
+    try:
+        entries = netrc.netrc(str(_netrc_path()))
+    except (OSError, netrc.NetrcParseError):  # no file, or one wandb cannot read either
+        return False
+    return any((entry := entries.authenticators(host)) is not None and bool(entry[2]) for host in hosts)
+
+
 def wandb_offline_by_default() -> None:
-    """Set ``WANDB_MODE=offline`` unless the user has set ``WANDB_MODE``, so that a run never waits for a
-    network; ``reskd`` calls it before it builds loggers. Opt in to syncing with ``WANDB_MODE=online``."""
-    os.environ.setdefault("WANDB_MODE", "offline")
+    """Set ``WANDB_MODE=offline`` unless the user has set ``WANDB_MODE`` or wandb has credentials
+    (:func:`wandb_credentials_found`), so that a run never waits for a network or a login prompt; ``reskd`` calls
+    it before it builds loggers. With credentials, wandb's default (online) is kept; ``WANDB_MODE=offline`` keeps
+    such a run local too."""
+    if "WANDB_MODE" not in os.environ and not wandb_credentials_found():
+        os.environ["WANDB_MODE"] = "offline"
