@@ -9,6 +9,7 @@ library functions underneath in process. Every tool that reads a config does it 
 * ``demo_data``: the demo videos (:func:`reskd_lightning.data.write_demo_dataset`);
 * ``export``: the student alone, and a torch.export program (:mod:`reskd_lightning.student_export`);
 * ``flops``: GMACs and parameters (:mod:`reskd_lightning.efficiency`);
+* ``prepare``: videos into frame folders or MJPEG files for fast loading (:mod:`reskd_lightning.data.prepare`);
 * ``predict``: the top classes of your own videos (:class:`reskd_lightning.predictions.VideoPredictor`);
 * ``config``: :func:`~reskd_lightning.tools.config.load_config`, the one config loader.
 """
