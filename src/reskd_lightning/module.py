@@ -650,6 +650,10 @@ class ResKDModule(pl.LightningModule):
         hot = hot.float()
         return hot.long(), hot / hot.sum(-1, keepdim=True).clamp_min(1)
 
+    def evaluation_targets(self, batch: Mapping[str, Any]) -> Tensor:
+        """The targets the module's metric scores a batch against: class ids (accuracy) or multi-hot (mAP)."""
+        return self._targets(batch)[0]  # type: ignore[arg-type]
+
     def eval_probabilities(self, batch: dict[str, Any]) -> Tensor:
         """Class probabilities ``[N, K]`` of the student alone, as validation, test and predict score videos.
 
