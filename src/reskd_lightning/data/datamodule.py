@@ -14,9 +14,10 @@ from reskd_lightning.data import annotations as ann
 from reskd_lightning.data.annotations import VideoRecord, check_labels, infer_num_classes
 from reskd_lightning.data.dataset import VideoDataset, collate_readable
 from reskd_lightning.data.decoders import build_decoder
-from reskd_lightning.data.distributed import evaluation_sampler
+from reskd_lightning.data.distributed import evaluation_sampler, training_sampler
 from reskd_lightning.data.demo import DEMO_CLASSES, ensure_demo_dataset
 from reskd_lightning.data.presets import CROP_SIZE, METRICS, get_preset, preset_metric
+from reskd_lightning.data.resumable import ResumableLoader
 from reskd_lightning.data.sampling import SampleFrames
 from reskd_lightning.data.transforms import (
     TEST_CROPS,
@@ -529,26 +530,33 @@ class VideoDataModule(pl.LightningDataModule):
         if split not in self.datasets:
             raise RuntimeError(f"no {split} dataset: call setup() for a stage that uses {split}_list first")
         hp = self.hparams
+        dataset = self.datasets[split]
         batch_size = hp.batch_size if train else (hp.val_batch_size or hp.batch_size)
         has_accelerator = torch.cuda.is_available() or (
             hasattr(torch, "accelerator") and torch.accelerator.is_available()
         )
-        # Evaluation on several processes: each video once (Lightning's DistributedSampler would repeat some).
-        sampler = None if train else evaluation_sampler(self.datasets[split], self.trainer)
-        return DataLoader(
-            self.datasets[split],
+        # Training: a resumable shuffled order (this process' share of it under DDP). Evaluation on several
+        # processes: each video once (Lightning's DistributedSampler would repeat some).
+        sampler = training_sampler(dataset, self.trainer) if train else evaluation_sampler(dataset, self.trainer)
+        # The loader's own generator draws its workers' base seed, so making an iterator (every epoch, every
+        # validation) never consumes the main process' RNG, whose state a resumed run restores.
+        generator = torch.Generator().manual_seed(sampler.seed if train else 0)
+        return (ResumableLoader if train else DataLoader)(
+            dataset,
             batch_size=batch_size,
-            shuffle=train,
             sampler=sampler,
             drop_last=train,
             num_workers=hp.num_workers,
             pin_memory=hp.pin_memory and has_accelerator,  # pinning without an accelerator only warns
             persistent_workers=hp.persistent_workers and hp.num_workers > 0,
             collate_fn=None if train else collate_readable,  # unreadable videos out of the batch, counted
+            generator=generator,
         )
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches; the last incomplete batch is dropped."""
+        """Shuffled training batches (the last incomplete one dropped) that a checkpoint resumes mid-epoch:
+        :class:`~reskd_lightning.data.resumable.ResumableLoader` over this process' share of an order seeded by
+        ``seed_everything`` (:func:`~reskd_lightning.data.distributed.training_sampler`)."""
         return self._loader("train", train=True)
 
     def val_dataloader(self) -> DataLoader:

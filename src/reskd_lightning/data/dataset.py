@@ -12,6 +12,7 @@ from torch.utils.data import Dataset, default_collate
 
 from reskd_lightning.data.annotations import VideoRecord, to_multi_hot
 from reskd_lightning.data.decoders import VideoDecodeError
+from reskd_lightning.data.resumable import SampleKey
 from reskd_lightning.data.sampling import SampleFrames, split_views
 
 #: Errors that make a video unreadable; anything else (a bug, a bad transform) is never retried.
@@ -33,8 +34,11 @@ class VideoDataset(Dataset):
 
     Each item opens its video (or frame folder) with ``decoder``, samples ``T = sampler.num_frames_out``
     (``num_clips * clip_len``) frame indices from its length, decodes only those frames, and applies ``transform`` to
-    the ``[T, C, H, W]`` clip. Random choices (frames, crop, flip, label) come from torch's RNG, so
-    ``seed_everything`` and Lightning's worker seeding make them reproducible.
+    the ``[T, C, H, W]`` clip. Random choices (frames, crop, flip, label, stand-in records) come from torch's RNG:
+    ``dataset[i]`` draws from it as it is (``torch.manual_seed`` makes it reproducible); ``dataset[SampleKey(i,
+    seed)]`` (what the training loader's :class:`~reskd_lightning.data.resumable.ResumableSampler` yields) draws
+    from it reseeded with ``seed`` and restores it afterwards, so a training sample is the same whichever worker or
+    process loads it, and a run resumed mid-epoch draws what the uninterrupted run drew.
 
     Test views: with ``num_views=V`` the sampler's clips are dealt into ``V`` views (``split_views``), the
     ``transform`` must give ``[crops, T, C, H, W]`` per view (``build_test_transform``), and ``video`` is
@@ -186,9 +190,17 @@ class VideoDataset(Dataset):
         what = "another record is used instead" if self.replace_unreadable else "it is left out of the evaluation"
         log.warning("unreadable video (%d so far), %s: %s", failed, what, error)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        """Sample ``index`` (if its video is unreadable: another record's, drawn at random, or, for evaluation,
-        the unreadable marker)."""
+    def __getitem__(self, key: int | SampleKey) -> dict[str, Any]:
+        """Sample ``key`` (an index, or a ``SampleKey`` whose seed fixes the random choices); if its video is
+        unreadable: another record's, drawn at random, or, for evaluation, the unreadable marker."""
+        if isinstance(key, SampleKey):
+            with torch.random.fork_rng(devices=[]):  # the CPU RNG only; restored on exit
+                torch.default_generator.manual_seed(key.seed)  # not torch.manual_seed: it reseeds CUDA too
+                return self._draw(int(key.index))
+        return self._draw(int(key))
+
+    def _draw(self, index: int) -> dict[str, Any]:
+        """Sample ``index`` with torch's RNG as it is, retrying unreadable videos (``__getitem__``)."""
         retries = 0
         current = index
         while True:

@@ -48,7 +48,7 @@ def _check_sizes(short_side: int, crop_size: int) -> None:
 
 
 def _randint(high: int) -> int:
-    """A random integer in ``[0, high)`` from torch's RNG (seeded by Lightning in every worker)."""
+    """A random integer in ``[0, high)`` from torch's RNG (training samples reseed it per sample: ``SampleKey``)."""
     return int(torch.randint(high, (1,)).item())
 
 
