@@ -26,6 +26,13 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def no_wandb_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees a developer's W&B key: wandb stays offline wherever the suite runs."""
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path_factory.getbasetemp() / "no_netrc"))
+
+
+@pytest.fixture(autouse=True)
 def seeded() -> None:
     """Every test starts from the same random state, so a failure reproduces."""
     torch.manual_seed(0)

@@ -42,7 +42,7 @@ def check_key_finding(namespace: dict[str, Any], root: Path) -> None:
     }
     assert all(0.0 <= row["value"] <= 1.0 for row in rows)
     out = root / "runs" / "key_finding" / "analysis"
-    assert (out / "accuracy_vs_gflops.png").read_bytes()[:8] == PNG_MAGIC and (out / "analysis.csv").is_file()
+    assert (out / "accuracy_vs_gmacs.png").read_bytes()[:8] == PNG_MAGIC and (out / "analysis.csv").is_file()
 
 
 CHECKS: dict[str, Callable[[dict[str, Any], Path], None]] = {

@@ -15,15 +15,11 @@ import yaml
 from pytorch_lightning.loggers import WandbLogger
 
 from demo_configs import write_config
-from reskd_lightning.data import VideoDataModule
-from reskd_lightning.lightning_cli import ResKDCLI, cli_kwargs
+from reskd_lightning.lightning_cli import cli_main
 from reskd_lightning.models import TSN
-from reskd_lightning.module import ResKDModule
-from reskd_lightning.predictions import VideoPredictionWriter
 from reskd_lightning.reporting import log_file, wandb_credentials_found, wandb_offline_by_default
 from reskd_lightning.wandb_run import (
     CHECKPOINT_KEY,
-    add_wandb_run_id_saver,
     resume_wandb_logger_args,
     wandb_run_of_checkpoint,
 )
@@ -117,29 +113,9 @@ def test_wandb_is_offline_without_credentials_and_left_to_wandb_with_them(
 
 
 # ------------------------------------------------------------------------------------------ fit and resume
-class WiredCLI(ResKDCLI):
-    """ResKDCLI calling this file's hooks; TODO: plain ``cli_main`` once ``lightning_cli.py`` calls them."""
-
-    def before_instantiate_classes(self) -> None:
-        super().before_instantiate_classes()
-        if self.subcommand == "fit":
-            resume_wandb_logger_args(self.config.fit, self.config.fit.get("ckpt_path"))
-
-    def instantiate_trainer(self, **kwargs: Any):  # type: ignore[no-untyped-def]
-        trainer = super().instantiate_trainer(**kwargs)
-        add_wandb_run_id_saver(trainer)
-        return trainer
-
-    def after_test(self) -> None:
-        super().after_test()
-        for writer in (c for c in self.trainer.callbacks if isinstance(c, VideoPredictionWriter)):
-            for path in writer.written.get("test", []):
-                log_file(self.trainer.loggers, path)
-
-
 def reskd(*args: str) -> str:
     """``reskd ARGS`` in process; the wandb run's id. The run is finished as the process's exit would."""
-    cli = WiredCLI(ResKDModule, VideoDataModule, args=list(args), **cli_kwargs())
+    cli = cli_main(list(args))
     run_id = cli.trainer.logger.version
     wandb.finish()
     return run_id

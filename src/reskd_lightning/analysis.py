@@ -42,19 +42,11 @@ import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 from torch import Tensor, nn
 
+from .analysis_modes import ANALYSIS_MODES
 from .efficiency import count_macs
 from .models.weights import adapt_state_dict, extract_state_dict, load_checkpoint, load_state_dict_checked
 from .module import ResKDModule
 from .views import resize_clip, resize_frames
-
-#: The modes of the analysis, by letter (the CSV's ``mode`` column), and what each evaluates.
-ANALYSIS_MODES: dict[str, str] = {
-    "A": "high-res network, high-res input",
-    "B": "high-res network, low-res input",
-    "C": "network trained at low res",
-    "D": "low-res frames upsampled into the high-res network",
-    "E": "ResKD student",
-}
 
 #: Columns of the table, in order.
 COLUMNS = ("mode", "description", "resolution", "metric", "value", "gmacs", "checkpoint", "note")
@@ -455,7 +447,7 @@ def notes(rows: Sequence[Mapping[str, Any]], frames: int | None = None) -> str:
     clip = f"one clip of {frames} frames" if frames else "one clip"
     lines = [f"- ({m}) {d}" for m, d in ANALYSIS_MODES.items()]
     lines.append(
-        f"- gmacs: GFLOPs (multiply-adds) per video, {clip}, one view at the mode's input resolution; "
+        f"- gmacs: GMACs (multiply-adds) per video, {clip}, one view at the mode's input resolution; "
         "(D) costs (A)'s network at the high resolution"
     )
     lines += [f"- left out: {line}" for line in left_out_modes(rows)]

@@ -3,10 +3,10 @@
 Lightning's subcommands run :class:`~reskd_lightning.lightning_cli.ResKDCLI`; each tool is the ``main(argv)`` of
 a module of :mod:`reskd_lightning.tools`. Nothing in the library imports this module.
 
-:func:`run` raises what the command raises (for scripts and tests); :func:`main`, the console script, ends an
-error in one line, ``reskd: error: <message>`` and exit status 1 (``RESKD_DEBUG=1``: the traceback), and a
-Ctrl-C with exit status 130. Neither imports torch or Lightning before a command needs them: ``reskd --help``
-and ``reskd TOOL --help`` start in a fraction of a second.
+``main(argv)`` and :func:`run` raise what the command raises (for scripts and tests); ``main()``, the console
+script, ends an error in one line, ``reskd: error: <message>`` and exit status 1 (``RESKD_DEBUG=1``: the
+traceback), and a Ctrl-C with exit status 130. Nothing imports torch or Lightning before a command needs them:
+``reskd --help`` and ``reskd TOOL --help`` start in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -68,11 +68,15 @@ def run(argv: Sequence[str] | None = None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``reskd`` console script: :func:`run`, with an error ended in one line on stderr
-    (``reskd: error: <message>``, exit status 1; the traceback with ``RESKD_DEBUG=1``) and Ctrl-C with exit
-    status 130 and no traceback. Usage errors keep their own exit status (2) and message."""
-    try:
+    """Entry point of the ``reskd`` console script. Given ``argv`` (tests, scripts), it is :func:`run`: it raises
+    what the command raises. Without (the console script, ``python -m reskd_lightning.cli``), an error ends in
+    one line on stderr, ``reskd: error: <message>``, with exit status 1 (``RESKD_DEBUG=1``: the traceback), and
+    Ctrl-C with exit status 130 and no traceback. Usage errors keep their own message and exit status (2)."""
+    if argv is not None:
         run(argv)
+        return
+    try:
+        run()
     except KeyboardInterrupt:
         sys.stderr.write("reskd: interrupted\n")
         raise SystemExit(130) from None  # 128 + SIGINT, as a shell reports a Ctrl-C
@@ -90,10 +94,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 def one_line(error: BaseException) -> str:
     """What ``reskd`` prints of an error: the library's message as it is; the type too for any other error
     (a bug more likely than a wrong setting), and from a DataLoader worker, the original error's last line."""
-    message = str(error) or type(error).__name__
+    message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)  # no repr quotes
+    message = message or type(error).__name__
     if "Original Traceback" in message:  # torch re-raises a worker's error with the worker's traceback in it
         message = [line for line in message.splitlines() if line.strip()][-1]
-    expected = isinstance(error, (OSError, ValueError)) or type(error).__module__.startswith(str(__package__))
+    expected = isinstance(error, (OSError, ValueError, KeyError)) or type(error).__module__.startswith(str(__package__))
     return message if expected else f"{type(error).__name__}: {message}"
 
 

@@ -7,10 +7,13 @@ to every way in.
 
 from __future__ import annotations
 
+import sys
+from argparse import ArgumentError
 from typing import Any, Sequence
 
+from jsonargparse import Namespace
 from pytorch_lightning import Trainer
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+from pytorch_lightning.cli import ArgsType, LightningArgumentParser, LightningCLI
 from pytorch_lightning.utilities import rank_zero_info
 
 from .checkpoint_io import use_atomic_checkpoints
@@ -18,7 +21,11 @@ from .data import VideoDataModule
 from .data.presets import preset_metric, preset_num_classes
 from .module import ResKDModule
 from .predictions import VideoPredictionWriter
-from .reporting import log_config, wandb_offline_by_default
+from .quiet import QuietIntendedWarnings, quiet_lightning_tips
+from .reporting import log_config, log_file, wandb_offline_by_default
+from .rng_state import RNGStateCheckpoint
+from .usage_errors import usage_error
+from .wandb_run import add_wandb_run_id_saver, resume_wandb_logger_args
 
 
 def views_for(student_resolution: int, teacher_resolution: int, teacher: Any) -> list[int]:
@@ -46,8 +53,36 @@ class ResKDCLI(LightningCLI):
             compute_fn=views_for,
         )
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """As LightningCLI's, with two differences: an invalid config ends in one short message (a misspelt key
+        with the closest valid one, and the config file it is in) instead of the whole usage, and no warning
+        when both ``args`` and ``sys.argv`` are given (the tools always pass their own command line)."""
+        # LightningCLI keeps the subcommands' parsers only when it has subcommands (run=True).
+        parsers = [parser, *getattr(self, "_subcommand_parsers", {}).values()]
+        given = sys.argv[1:] if args is None else args
+        argv = None if isinstance(given, (dict, Namespace)) else [str(a) for a in given]
+        for each in parsers:
+            each.exit_on_error = False  # raise an ArgumentError here instead of printing the usage and exiting
+        try:
+            self.config = parser.parse_object(args) if argv is None else parser.parse_args(argv)
+        except ArgumentError as error:
+            self._exit_on_usage_error(str(error), argv or [], subcommands=len(parsers) > 1)
+        finally:
+            for each in parsers:
+                each.exit_on_error = True
+
+    def _exit_on_usage_error(self, message: str, argv: list[str], subcommands: bool) -> None:
+        subcommand = next((a for a in argv if a in self.subcommands()), None) if subcommands else None
+        prog = f"reskd {subcommand}" if subcommand else "reskd"
+        message = usage_error(message, argv, self._parser(subcommand), subcommand)
+        help_command = f"{prog if subcommand else 'reskd fit'} --help"
+        sys.stderr.write(f"{prog}: error: {message}\n(`{help_command}` lists every option)\n")
+        raise SystemExit(2)  # as argparse exits on a usage error
+
     def before_instantiate_classes(self) -> None:
         wandb_offline_by_default()  # before the loggers are built, so a wandb run never waits for a network
+        if self.subcommand == "fit":  # --ckpt_path continues the checkpoint's wandb run (an id in the config wins)
+            resume_wandb_logger_args(self.config.fit, self.config.fit.get("ckpt_path"))
 
     def _log_config_to_wandb(self) -> None:
         """The whole parsed config of the subcommand into wandb's run config (Lightning logs only hparams)."""
@@ -55,7 +90,7 @@ class ResKDCLI(LightningCLI):
 
         if self.subcommand is None or not any(isinstance(lg, WandbLogger) for lg in self.trainer.loggers):
             return
-        import yaml
+        import yaml  # only for a wandb run
 
         text = self._parser(self.subcommand).dump(self.config[self.subcommand], skip_link_targets=False)
         log_config(self.trainer.loggers, yaml.safe_load(text))
@@ -74,12 +109,19 @@ class ResKDCLI(LightningCLI):
             rank_zero_info(f"checkpoint: {ckpt.best_model_path}")
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The trainer; ``test`` and ``predict`` get a per-video CSV writer when the config has none, and every
+        """The trainer; ``test`` and ``predict`` get a per-video CSV writer when the config has none; every
         subcommand kill-safe checkpoints (:class:`~reskd_lightning.checkpoint_io.AtomicCheckpointIO`) unless
-        ``trainer.plugins`` names a ``CheckpointIO``."""
+        ``trainer.plugins`` names a ``CheckpointIO``, the wandb run id in its checkpoints, and ``fit`` the RNG
+        states (:class:`~reskd_lightning.rng_state.RNGStateCheckpoint`) for an exact resume."""
+        quiet_lightning_tips()
         trainer = super().instantiate_trainer(**kwargs)
+        resumes = bool(self.subcommand and self.config[self.subcommand].get("ckpt_path"))
+        trainer.callbacks.insert(0, QuietIntendedWarnings(resumes=resumes))
         config = {**self._get(self.config_init, "trainer", default={}), **kwargs}  # as LightningCLI builds it
         use_atomic_checkpoints(trainer, config.get("plugins"))
+        add_wandb_run_id_saver(trainer)  # the wandb run id in every checkpoint, for the resume above
+        if self.subcommand == "fit" and not any(isinstance(c, RNGStateCheckpoint) for c in trainer.callbacks):
+            trainer.callbacks.append(RNGStateCheckpoint())  # a resumed run draws dropout as the uninterrupted one
         if self.subcommand in ("test", "predict"):
             if not any(isinstance(c, VideoPredictionWriter) for c in trainer.callbacks):
                 trainer.callbacks.append(VideoPredictionWriter())
@@ -89,6 +131,7 @@ class ResKDCLI(LightningCLI):
         for writer in (c for c in self.trainer.callbacks if isinstance(c, VideoPredictionWriter)):
             for path in writer.written.get(self.subcommand or "", []):
                 rank_zero_info(f"per-video predictions: {path}")
+                log_file(self.trainer.loggers, path)
 
     after_test = after_predict = _report_predictions
 

@@ -42,7 +42,7 @@ def _analysis_axes(rows: Sequence[Mapping[str, Any]]) -> tuple["Figure", "Axes",
     """A figure and its axes for the analysis, its metric's name and A's points (B's high-resolution end)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.4, 4.4))
+    fig = Figure(figsize=(6.4, 5.2), layout="constrained")  # constrained: room for the legend below the axes
     metric = next((r["metric"] for r in rows if r["value"] is not None), "metric")
     return fig, fig.add_subplot(), metric, _points(rows, "A")
 
@@ -51,7 +51,8 @@ def _finish(ax: "Axes", ylabel: str, title: str) -> None:
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    # Below the axes, not in them: a legend inside may cover points and their labels.
+    ax.figure.legend(loc="outside lower center", ncols=2, fontsize=7, frameon=False)
 
 
 def accuracy_vs_resolution(rows: Sequence[Mapping[str, Any]]) -> "Figure":
@@ -70,9 +71,17 @@ def accuracy_vs_resolution(rows: Sequence[Mapping[str, Any]]) -> "Figure":
     return fig
 
 
-def accuracy_vs_gflops(rows: Sequence[Mapping[str, Any]]) -> "Figure":
-    """Each analysis mode's points at their cost (labels: resolutions), the ResKD student (E) highlighted."""
+#: Marker radius (points) of the student's highlighted star in :func:`accuracy_vs_gmacs` (area 260 pt²).
+_STAR_RADIUS = 8.0
+
+
+def accuracy_vs_gmacs(rows: Sequence[Mapping[str, Any]]) -> "Figure":
+    """Each analysis mode's points at their cost in GMACs (multiply-adds), labelled with their resolution, the
+    ResKD student (E) highlighted. Points of one cost and resolution (B, C and E at a low resolution) share one
+    label; labels are placed where they overlap neither another label nor a marker."""
     fig, ax, metric, high = _analysis_axes(rows)
+    labels: dict[tuple[float, str], tuple[float, bool]] = {}  # (cost, text) -> (highest value, bold)
+    markers: list[tuple[float, float, float]] = []  # (cost, value, radius in points)
     for mode, label in _modes(rows).items():
         points = _points(rows, mode) + (high if mode == "B" and _points(rows, "B") else [])
         points = sorted(points, key=lambda p: p["gmacs"])
@@ -86,28 +95,77 @@ def accuracy_vs_gflops(rows: Sequence[Mapping[str, Any]]) -> "Figure":
             ax.scatter(x, y, s=260, marker="*", color="tab:green", edgecolors="black", zorder=5, label=label)
         else:
             ax.plot(x, y, label=label, **style)
+        radius = _STAR_RADIUS if mode == "E" else style.get("markersize", 6.0) / 2
         for p in points:
+            markers.append((p["gmacs"], p["value"], radius))
             if mode == "B" and p in high:
                 continue  # A's point, labelled as A
-            left = mode == "D"  # D's points share A's cost: their labels go to the left of A's
-            ax.annotate(f"{p['resolution']}", (p["gmacs"], p["value"]), textcoords="offset points",
-                        xytext=(-6 if left else 4, 4), ha="right" if left else "left", fontsize=7,
-                        fontweight="bold" if mode == "E" else "normal")  # fmt: skip
+            key = (p["gmacs"], str(p["resolution"]))
+            value, bold = labels.get(key, (p["value"], False))
+            labels[key] = (max(value, p["value"]), bold or mode == "E")
     costs = [r["gmacs"] for r in rows if r["gmacs"]]
     if costs and max(costs) / min(costs) > 10:
         ax.set_xscale("log")
-    ax.set_xlabel("GFLOPs per video (multiply-adds; one clip, one view)")
+    ax.set_xlabel("GMACs per video (multiply-adds; one clip, one view)")
     _finish(ax, metric, f"{metric} vs cost (labels: resolution in px)")
+    label_points(ax, [(x, y, text, bold) for (x, text), (y, bold) in labels.items()], markers)
     return fig
 
 
+def label_points(
+    ax: "Axes", labels: Sequence[tuple[float, float, str, bool]], markers: Sequence[tuple[float, float, float]] = ()
+) -> None:
+    """Write each ``(x, y, text, bold)`` of ``labels`` next to its point, at the first of a few places around
+    it (then further up or down) where it overlaps no label placed before and no marker ``(x, y, radius in
+    points)``. The figure's layout is computed first and then kept, so the places stay free when it is saved."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.transforms import Bbox
+
+    fig = ax.figure
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()  # the layout engine places the axes and the legend ...
+    fig.set_layout_engine("none")  # ... once: labels are placed in these coordinates
+    renderer = canvas.get_renderer()
+    px = fig.dpi / 72  # pixels per point
+
+    def box(x: float, y: float, radius: float) -> Bbox:
+        cx, cy = ax.transData.transform((x, y))
+        return Bbox.from_extents(cx - radius * px, cy - radius * px, cx + radius * px, cy + radius * px)
+
+    taken = [box(x, y, r) for x, y, r in markers]
+    inside = ax.get_window_extent(renderer)
+    for x, y, text, bold in labels:
+        gap = 2 + max((r for mx, my, r in markers if (mx, my) == (x, y)), default=3.0)
+        note = ax.annotate(text, (x, y), xytext=(0, 0), textcoords="offset points", fontsize=7,
+                           fontweight="bold" if bold else "normal")  # fmt: skip
+        places = _label_offsets(gap)
+        for dx, dy in places + places[:1]:  # none free: the first place
+            note.set_position((dx, dy))
+            note.set_horizontalalignment("left" if dx > 0 else "right")
+            note.set_verticalalignment("bottom" if dy >= 0 else "top")
+            extent = note.get_window_extent(renderer).padded(1)
+            within = inside.contains(extent.x0, extent.y0) and inside.contains(extent.x1, extent.y1)
+            if within and not any(extent.overlaps(other) for other in taken):
+                break
+        taken.append(note.get_window_extent(renderer).padded(1))
+
+
+def _label_offsets(gap: float) -> list[tuple[float, float]]:
+    """Places (offset in points) tried for a label: the four diagonals, then up and down in label heights."""
+    places = [(gap, gap / 2), (-gap, gap / 2), (gap, -gap / 2), (-gap, -gap / 2)]
+    for step in range(1, 12):
+        for sign in (1, -1):
+            places += [(gap, sign * (gap / 2 + 9 * step)), (-gap, sign * (gap / 2 + 9 * step))]
+    return places
+
+
 def plot_analysis(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write ``accuracy_vs_resolution.png`` and ``accuracy_vs_gflops.png`` of the analysis table ``rows``
+    """Write ``accuracy_vs_resolution.png`` and ``accuracy_vs_gmacs.png`` of the analysis table ``rows``
     (:func:`reskd_lightning.analysis.analyze`) into ``out_dir``; returns ``{name: path}``."""
     out_dir = Path(out_dir)
     return {
         "accuracy_vs_resolution": save_plot(accuracy_vs_resolution(rows), out_dir / "accuracy_vs_resolution.png"),
-        "accuracy_vs_gflops": save_plot(accuracy_vs_gflops(rows), out_dir / "accuracy_vs_gflops.png"),
+        "accuracy_vs_gmacs": save_plot(accuracy_vs_gmacs(rows), out_dir / "accuracy_vs_gmacs.png"),
     }
 
 
@@ -129,7 +187,8 @@ def _step_bars(ax: "Axes", result: Any, target: float) -> None:
                    label=f"target: {target:g} x (student step + teacher forward)")  # fmt: skip
         ax.legend(loc="upper left", fontsize=8)
     for x, height in enumerate(heights):
-        ax.annotate(f"{height:.0f}", (x, height), ha="center", va="bottom", fontsize=9)
+        ax.annotate(f"{height:.0f}", (x, height), ha="center", va="bottom", fontsize=9,
+                    bbox=dict(facecolor="white", edgecolor="none", pad=1))  # readable over the target line
     ax.set_ylim(0, 1.3 * max(heights + [target * sum(heights[:2])]))
     ax.set_ylabel("ms per step (median)")
     ax.set_title("training step" + (f": ResKD / (student + teacher) = {result.ratio:.3f}" if result.ratio else ""))

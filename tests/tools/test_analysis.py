@@ -86,7 +86,7 @@ def test_analyze_writes_every_mode_at_every_resolution(
     assert missing["value"] == "" and missing["note"].startswith("left out: checkpoint")
     assert "never_trained.ckpt' does not exist" in missing["note"]
 
-    for name in ("accuracy_vs_resolution.png", "accuracy_vs_gflops.png"):
+    for name in ("accuracy_vs_resolution.png", "accuracy_vs_gmacs.png"):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
         assert imread(out / name).shape[2] in (3, 4)  # decodes
     md = (out / "analysis.md").read_text()
@@ -99,7 +99,7 @@ def test_analyze_writes_every_mode_at_every_resolution(
 
     log_dir = tmp_path / "logs" / "lightning_logs" / "version_0" / "analysis"
     logged = sorted(p.name for p in log_dir.iterdir())
-    assert logged == ["accuracy_vs_gflops.png", "accuracy_vs_resolution.png", "table.csv"]
+    assert logged == ["accuracy_vs_gmacs.png", "accuracy_vs_resolution.png", "table.csv"]
 
 
 def test_analyze_leaves_out_modes_without_checkpoints(runs: dict[str, Path], tmp_path: Path) -> None:

@@ -12,12 +12,6 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-from pytorch_lightning.utilities import rank_zero_only
-
-from ..analysis import ANALYSIS_MODES, analyze, frames_per_clip, notes, write_analysis
-from ..reporting import markdown_table
-from .config import load_config
-
 
 def checkpoint_arg(text: str) -> tuple[int | None, str]:
     """``R=CKPT`` or ``CKPT`` (the checkpoint knows its resolution) as ``(R or None, CKPT)``."""
@@ -32,6 +26,8 @@ def _number(text: str) -> int | float:
 
 def parser() -> argparse.ArgumentParser:
     """The arguments of ``reskd analyze``; the others are config overrides."""
+    from ..analysis_modes import ANALYSIS_MODES  # no torch: `reskd analyze --help` starts at once
+
     p = argparse.ArgumentParser(
         prog="reskd analyze",
         description=main.__doc__,
@@ -60,6 +56,11 @@ def main(argv: Sequence[str]) -> None:
     """``reskd analyze --config X.yaml --high CKPT [--low-res [r=]CKPT ...] [--student [r=]CKPT ...]
     --resolutions R [R ...]``: the key-finding analysis (modes A-E) as a table and two plots."""
     args, overrides = parser().parse_known_args(list(argv))
+    from pytorch_lightning.utilities import rank_zero_only
+
+    from ..analysis import analyze, frames_per_clip
+    from .config import load_config
+
     # The model is not built: its networks are only needed to load plain state dicts, and its teacher_ckpt
     # is the default high-resolution checkpoint. Distillers and checkpointing have no part in evaluation.
     loaded = load_config(args.config, overrides, build_model=False, callbacks=False)
@@ -79,11 +80,13 @@ def main(argv: Sequence[str]) -> None:
         high_network=model.get("teacher") or model.get("student"),
     )
     out = Path(args.out) if args.out else Path("runs") / "analysis" / Path(args.config).stem
-    _report(rows, out, loaded.loggers, frames_per_clip(datamodule))
+    rank_zero_only(_report)(rows, out, loaded.loggers, frames_per_clip(datamodule))
 
 
-@rank_zero_only
 def _report(rows: list[dict[str, Any]], out: Path, loggers: Any, frames: int | None) -> None:
+    from ..analysis import notes, write_analysis
+    from ..reporting import markdown_table
+
     paths = write_analysis(rows, out, loggers, frames)
     print(markdown_table(rows))
     print(notes(rows, frames))

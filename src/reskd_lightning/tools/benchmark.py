@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import torch
+if TYPE_CHECKING:  # the heavy imports are in the functions: `reskd benchmark --help` needs no torch
+    import torch
 
-from ..benchmark import default_device, run_benchmark
-from ..distill.base import DistillationLoss
-from ..efficiency import describe
-from ..reporting import log_config, markdown_table
-from .config import LoadedConfig, load_config
+    from .config import LoadedConfig
 
-_PRECISIONS = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
+_PRECISIONS = {"16-mixed": "float16", "bf16-mixed": "bfloat16"}  # trainer.precision -> torch dtype's name
 
 
 def autocast_for(precision: Any, device: torch.device) -> tuple[torch.dtype | None, str]:
     """The autocast dtype the config's ``trainer.precision`` means on ``device``, and how to say it."""
-    dtype = _PRECISIONS.get(str(precision))
+    import torch
+
+    dtype = getattr(torch, _PRECISIONS[str(precision)]) if str(precision) in _PRECISIONS else None
     if dtype is None:
         return None, "fp32"
     if dtype == torch.float16 and device.type != "cuda":
@@ -54,6 +53,11 @@ def parser() -> argparse.ArgumentParser:
 
 def _describe_run(loaded: LoadedConfig, args: argparse.Namespace, device: torch.device, precision: str) -> str:
     """The lines printed before the measurements: device, networks, clips, distillers and repeats."""
+    import torch
+
+    from ..distill.base import DistillationLoss
+    from ..efficiency import describe
+
     module = loaded.model
     assert module is not None  # load_config builds it by default
     where = f"{torch.get_num_threads()} threads" if device.type == "cpu" else torch.cuda.get_device_name(device)
@@ -80,6 +84,13 @@ def main(argv: Sequence[str]) -> None:
     unknown = [a for a in overrides if a.startswith("-") and not a.startswith("--")]
     if unknown:
         p.error(f"unrecognised arguments: {unknown}")
+    import torch
+
+    from ..benchmark import default_device, run_benchmark
+    from ..distill.base import DistillationLoss
+    from ..reporting import log_config, markdown_table
+    from .config import load_config
+
     loaded = load_config(
         args.config, overrides, teacher_ckpt="skip" if args.random_teacher else "if_exists", loggers=args.logger
     )

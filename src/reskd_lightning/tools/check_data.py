@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from ..data import VideoDataModule
-from ..data.check import UnreadableVideo, check_dataset, reference_decoder
-from .config import load_config
+if TYPE_CHECKING:  # the heavy imports are in the functions: `reskd check-data --help` needs no torch
+    from ..data import VideoDataModule
+    from ..data.check import UnreadableVideo
 
 SPLITS = ("train", "val", "test")
 PROGRESS_EVERY_S = 10.0  # seconds between progress lines on stderr
@@ -46,6 +46,8 @@ def check_splits(
     ``{split: [UnreadableVideo, ...]}``. ``num_workers`` defaults to the DataModule's ``num_workers``;
     ``deep`` compares frames read by seeking with a sequential decode; ``progress`` prints progress to
     stderr."""
+    from ..data.check import check_dataset
+
     datamodule.prepare_data()
     datamodule.setup(None)
     workers = datamodule.hparams.num_workers if num_workers is None else num_workers
@@ -71,6 +73,9 @@ def main(argv: Sequence[str]) -> None:
         "video (a full decode per video: run it once per dataset)",
     )
     args, overrides = parser.parse_known_args(list(argv))
+    from ..data.check import reference_decoder
+    from .config import load_config
+
     datamodule = load_config(args.config, overrides, build_model=False, callbacks=False, loggers=False).datamodule
     unreadable = wrong = 0
     results = check_splits(datamodule, args.splits, args.num_workers, deep=args.deep, progress=True)

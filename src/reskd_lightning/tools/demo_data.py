@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from ..data.demo import write_demo_dataset
-
 
 def main(argv: Sequence[str]) -> None:
     """``reskd demo-data DIR``: write the built-in demo dataset (real H.264 videos) into DIR."""
@@ -21,6 +19,8 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(list(argv))
+    from ..data.demo import write_demo_dataset  # here: `--help` needs no torch
+
     root = write_demo_dataset(
         args.root,
         num_train_per_class=args.num_train_per_class,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from ..predictions import VideoPredictor
-from ..student_export import ExportedStudent, export_program, load_student
+if TYPE_CHECKING:
+    from ..student_export import ExportedStudent
 
 EPILOG = """The exported student holds the student's weights, its class path and init arguments, num_classes,
 the student's resolution and view options (mean, std, interpolation, antialias), the run's test pipeline
@@ -23,7 +23,7 @@ teacher, optimiser or distiller state. Load it with ResKDModule.load_student(pat
 reskd_lightning.student_export.load_program(path)[0].module()(clip) or torch.export.load."""
 
 
-def describe(student: ExportedStudent, path: Path) -> str:
+def describe(student: "ExportedStudent", path: Path) -> str:
     """One line about an exported student: where, what network, resolution, frames, classes, parameters."""
     params = sum(p.numel() for p in student.model.parameters())
     spec = student.student or {}
@@ -48,6 +48,9 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--num-clips", type=int, help="test clips per video; default: the run's num_test_clips")
     parser.add_argument("--crop", choices=["center", "three"], help="test crops; default: the run's test_crop")
     args = parser.parse_args(list(argv))
+    from ..predictions import VideoPredictor  # torch and Lightning: after the arguments, so --help is instant
+    from ..student_export import export_program, load_student
+
     out = Path(args.out)
     if args.program is not None and Path(args.program or out.with_suffix(".pt2")) == out:
         parser.error(f"--program would overwrite --out {out}: give the program another path")

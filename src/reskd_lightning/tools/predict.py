@@ -11,10 +11,6 @@ import argparse
 import sys
 from typing import Sequence
 
-import torch
-
-from ..data.dataset import UNREADABLE
-from ..predictions import VideoPredictor, read_video_list
 
 def main(argv: Sequence[str]) -> None:
     """``reskd predict --ckpt_path X.ckpt --video a.mp4 [b.mp4 ...]``: the top classes of your own videos."""
@@ -27,13 +23,19 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--classes", help="class names, one a line; default: the run's data, else class ids")
     parser.add_argument("--num-clips", type=int, help="test clips per video; default: the run's num_test_clips")
     parser.add_argument("--crop", choices=["center", "three"], help="test crops; default: the run's test_crop")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", help="default: cuda when there is a GPU, else cpu")
     args = parser.parse_args(list(argv))
+    import torch  # here and below: `--help` needs no torch
+
+    from ..data.dataset import UNREADABLE
+    from ..predictions import VideoPredictor, read_video_list
+
     videos = list(args.video) + (read_video_list(args.list) if args.list else [])
     if not videos:
         parser.error("give --video and/or --list")
     predictor = VideoPredictor.from_checkpoint(
-        args.ckpt_path, args.classes, num_clips=args.num_clips, crop=args.crop, top_k=args.top_k, device=args.device
+        args.ckpt_path, args.classes, num_clips=args.num_clips, crop=args.crop, top_k=args.top_k,
+        device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
     )
     failed = 0
     for video in videos:
