@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name is i
     from .global_batch import GlobalBatch
     from .models import TSN, ModelOutput, SlowOnly, VideoRecognizer, build_model, list_models
     from .module import ResKDModule
+    from .rng_state import RNGStateCheckpoint
+    from .summary import RunSummary
     from .views import attach_views, make_views
 
 __version__ = "0.1.0"
@@ -35,7 +37,9 @@ _SOURCES = {
     "LogitKD": "distill",
     "LogitMapKD": "distill",
     "ModelOutput": "models",
+    "RNGStateCheckpoint": "rng_state",
     "ResKDModule": "module",
+    "RunSummary": "summary",
     "SlowOnly": "models",
     "TSN": "models",
     "VideoDataModule": "data",
