@@ -292,6 +292,9 @@ class ResKDModule(pl.LightningModule):
             for name, net in (("student", student), ("teacher", teacher))
             if net is not None and not isinstance(net, (type, functools.partial))
         ]
+        if num_classes is None and isinstance(student, nn.Module):
+            # saved resolved, so a DataModule's num_classes logged beside it agrees (Lightning refuses two values)
+            num_classes = getattr(student, "num_classes", None)
         self.save_hyperparameters(ignore=unsaved + ["distillers"])
         # Checkpoints keep the resolved mode, not the deprecated alias.
         self.hparams["teacher_mode"], self.hparams["teacher_bn_mode"] = teacher_mode, None
