@@ -109,7 +109,8 @@ def test_channels_last_takes_3d_networks_too(monkeypatch: pytest.MonkeyPatch) ->
 def test_a_fit_with_every_switch_writes_the_same_checkpoint_keys(demo_root: Path, tmp_path: Path) -> None:
     keys = {}
     for name, switches in (("plain", {}), ("fast", dict(channels_last=True, compile="student", teacher_precision="bf16"))):
-        module = _pair(TinyNet, **switches)
+        # the networks as classes (as LightningCLI's class_path gives them): saved, so predict can rebuild them
+        module = _pair(lambda: TinyNet, **switches)
         data = VideoDataModule(demo_data=str(demo_root), num_classes=4, num_segments=2, short_side=64, crop_size=64,
                                batch_size=4, num_workers=0, resolutions=[64, 32])  # fmt: skip
         trainer = pl.Trainer(accelerator="cpu", max_steps=2, limit_val_batches=1, logger=False,
@@ -119,3 +120,10 @@ def test_a_fit_with_every_switch_writes_the_same_checkpoint_keys(demo_root: Path
         keys[name] = set(ckpt["state_dict"])
         assert all(v.isfinite().all() for v in ckpt["state_dict"].values() if v.is_floating_point())
     assert keys["plain"] == keys["fast"]
+    # `reskd predict` rebuilds the student with the run's switches (they are the module's hyper-parameters)
+    from reskd_lightning.predictions import VideoPredictor
+
+    predictor = VideoPredictor.from_checkpoint(next((tmp_path / "fast").rglob("*.ckpt")))
+    assert predictor.module.channels_last and predictor.module.compile_target == "student"
+    conv = next(p for p in predictor.module.student.parameters() if p.dim() == 5)
+    assert conv.is_contiguous(memory_format=torch.channels_last_3d)
