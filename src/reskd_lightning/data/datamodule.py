@@ -17,7 +17,7 @@ from reskd_lightning.data.decoders import build_decoder
 from reskd_lightning.data.distributed import evaluation_sampler, training_sampler
 from reskd_lightning.data.demo import DEMO_CLASSES, ensure_demo_dataset
 from reskd_lightning.data.presets import CROP_SIZE, METRICS, get_preset, preset_metric
-from reskd_lightning.data.resumable import ResumableLoader
+from reskd_lightning.data.resumable import ResumableLoader, RNGNeutralLoader
 from reskd_lightning.data.sampling import SampleFrames
 from reskd_lightning.data.transforms import (
     TEST_CROPS,
@@ -538,10 +538,7 @@ class VideoDataModule(pl.LightningDataModule):
         # Training: a resumable shuffled order (this process' share of it under DDP). Evaluation on several
         # processes: each video once (Lightning's DistributedSampler would repeat some).
         sampler = training_sampler(dataset, self.trainer) if train else evaluation_sampler(dataset, self.trainer)
-        # The loader's own generator draws its workers' base seed, so making an iterator (every epoch, every
-        # validation) never consumes the main process' RNG, whose state a resumed run restores.
-        generator = torch.Generator().manual_seed(sampler.seed if train else 0)
-        return (ResumableLoader if train else DataLoader)(
+        return (ResumableLoader if train else RNGNeutralLoader)(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
@@ -550,8 +547,7 @@ class VideoDataModule(pl.LightningDataModule):
             pin_memory=hp.pin_memory and has_accelerator,  # pinning without an accelerator only warns
             persistent_workers=hp.persistent_workers and hp.num_workers > 0,
             collate_fn=None if train else collate_readable,  # unreadable videos out of the batch, counted
-            generator=generator,
-        )
+        )  # both loaders make iterators without touching the main RNG, whose state a resumed run restores
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training batches (the last incomplete one dropped) that a checkpoint resumes mid-epoch:

@@ -92,7 +92,22 @@ class ResumableSampler(DistributedSampler):
             yield SampleKey(order[position], sample_seed(seed, epoch, position))
 
 
-class ResumableLoader(DataLoader):
+class RNGNeutralLoader(DataLoader):
+    """A DataLoader whose iterators leave the process' RNG as they found it.
+
+    Making an iterator draws the workers' base seed from torch's global RNG (every epoch, every validation, once
+    for persistent workers), which would shift a resumed run's dropout draws against the uninterrupted run's.
+    Here the draw happens inside ``torch.random.fork_rng``, so the main RNG is untouched. (A loader ``generator``
+    would do the same, but torch cannot pickle a ``torch.Generator`` into a spawned process, and ``ddp_spawn``
+    pickles the loaders a module's previous trainer still holds.)
+    """
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        with torch.random.fork_rng(devices=[]):
+            return super().__iter__()
+
+
+class ResumableLoader(RNGNeutralLoader):
     """A ``DataLoader`` over a :class:`ResumableSampler` that Lightning can save and resume mid-epoch.
 
     ``state_dict()`` is ``{"epoch", "consumed", "seed"}``: the epoch being read, the samples of its order
