@@ -111,7 +111,7 @@ class ResKDCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer; ``test`` and ``predict`` get a per-video CSV writer when the config has none; every
         subcommand kill-safe checkpoints (:class:`~reskd_lightning.checkpoint_io.AtomicCheckpointIO`) unless
-        ``trainer.plugins`` names a ``CheckpointIO``, the wandb run id in its checkpoints, and ``fit`` the RNG
+        ``trainer.plugins`` names a ``CheckpointIO``, the wandb run id in its checkpoints, and the RNG
         states (:class:`~reskd_lightning.rng_state.RNGStateCheckpoint`) for an exact resume."""
         quiet_lightning_tips()
         trainer = super().instantiate_trainer(**kwargs)
@@ -120,8 +120,10 @@ class ResKDCLI(LightningCLI):
         config = {**self._get(self.config_init, "trainer", default={}), **kwargs}  # as LightningCLI builds it
         use_atomic_checkpoints(trainer, config.get("plugins"))
         add_wandb_run_id_saver(trainer)  # the wandb run id in every checkpoint, for the resume above
-        if self.subcommand == "fit" and not any(isinstance(c, RNGStateCheckpoint) for c in trainer.callbacks):
-            trainer.callbacks.append(RNGStateCheckpoint())  # a resumed run draws dropout as the uninterrupted one
+        # fit: a resumed run draws dropout as the uninterrupted one; other subcommands: a fit checkpoint's state
+        # finds its callback (Lightning warns about callbacks a checkpoint names that the Trainer lacks)
+        if not any(isinstance(c, RNGStateCheckpoint) for c in trainer.callbacks):
+            trainer.callbacks.append(RNGStateCheckpoint())
         if self.subcommand in ("test", "predict"):
             if not any(isinstance(c, VideoPredictionWriter) for c in trainer.callbacks):
                 trainer.callbacks.append(VideoPredictionWriter())
