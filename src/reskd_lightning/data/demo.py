@@ -1,12 +1,24 @@
-"""The built-in demo dataset: small real videos whose class is the orientation of a fine moving texture.
+"""The built-in demo dataset: small real videos whose class is the orientation of a striped disc's stripes.
 
-Each video shows one moving disc filled with a fine grating (period about 3.3 px at 128 px) whose orientation,
-0, 45, 90 or 135 degrees (+-8), is the class, among distractor discs with coarse gratings of any orientation,
-over a tinted, noisy texture. Position, speed, phase and contrast differ per video. The fine grating is clear
-at 112 px; at 56 px its period falls below two pixels and it aliases, so the class is hard (not impossible)
-to read: the regime cross-resolution distillation is about.
+Each video (16 frames, 128 px) shows two moving discs filled with sine gratings over a tinted, noisy texture:
+the *object*, radius about 15 px, stripes about 7 px apart at 0, 45, 90 or 135 degrees (+-8): the class; and a
+*distractor* of about its size whose stripes are twice as wide (about 14 px), at any orientation. One scale
+factor in [0.9, 1.1] per video sets both; position, motion, stripe phase and contrast differ per video.
 
-Videos are H.264 (libx264, yuv420p, crf 18) ``.mp4`` files written with PyAV, listed in mmaction2 video lists."""
+The design makes the paper's finding visible (Ma et al., NeurIPS 2022; modes of ``reskd analyze``):
+
+* at the student's 56 px, half the teacher's 112 px, the object's stripes are 3.5 px apart, still resolved:
+  the class survives a trip down to 56 px and back (mode D stays near A);
+* a network trained at 112 px and fed 56 px (mode B) sees the object's stripes at a width it never saw, the
+  width of the distractor's stripes (which carry no class) at 112 px: it falls to chance (it answers one class
+  for every video in the README's three seeds);
+* a network trained at 56 px (C) sees the object about 13 px across, which its ResNet stem shrinks 4x before
+  the first block: it learns the class less reliably than the same recipe at 112 px, and a 112-px teacher's
+  feature maps (ResKD, E) help it.
+
+The classes are flip-sensitive (a mirror turns 45 into 135 degrees): the demo configs set ``flip: false``.
+Videos are H.264 (libx264, yuv420p, crf 18) ``.mp4`` files written with PyAV, listed in mmaction2 video lists;
+writing them shows a progress bar (tqdm, on stderr)."""
 
 from __future__ import annotations
 
@@ -18,6 +30,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 #: The demo dataset's classes, in label order.
 DEMO_CLASSES: tuple[str, ...] = ("stripes_0", "stripes_45", "stripes_90", "stripes_135")
@@ -27,7 +40,7 @@ _ANGLES: tuple[float, ...] = (0.0, 45.0, 90.0, 135.0)
 DEMO_DIR_ENV = "RESKD_DEMO_DIR"
 
 _MARKER = ".complete"
-_VERSION = 2
+_VERSION = 3
 _FPS = 10
 
 
@@ -88,6 +101,40 @@ def _grating_disc(
     return mask, wave
 
 
+#: The class object's disc radius and grating period, in pixels of a 128-px frame (the teacher's 112-px view
+#: is a crop of it, so the same pixels), and its contrast range. Each video scales radius and period by one
+#: factor in [0.9, 1.1].
+_RADIUS, _PERIOD, _CONTRAST = 15.0, 7.0, (50.0, 90.0)
+#: Distractors: 1 to ``_MAX_DISTRACTORS`` discs of any orientation, about the object's size, with a grating of
+#: ``_TWIN`` times its period (so at half the resolution they look like the object at full resolution).
+_TWIN, _MAX_DISTRACTORS, _DISTRACTOR_RADIUS, _DISTRACTOR_CONTRAST = 2.0, 1, (0.8, 1.0), (30.0, 60.0)
+#: The class object stays this far (at 128 px) from the frame's border, inside the 112-px centre crop.
+_MARGIN = 8.0
+
+
+def _add_disc(
+    frames: np.ndarray,
+    rng: np.random.Generator,
+    radius: float,
+    period: float,
+    angle: float,
+    contrast: float,
+    margin: float,
+) -> None:
+    """Draw into ``frames`` a disc of a sine grating (``period`` px across direction ``angle``) that moves in a
+    straight line, bouncing off the borders (``margin`` px in), its phase drifting."""
+    num_frames, size = frames.shape[:2]
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    low, high = radius + margin, size - radius - margin
+    speed, heading = rng.uniform(0.5, 2.5) * size / 128.0, rng.uniform(0, 2 * np.pi)
+    ys = _bounce(rng.uniform(low, high), speed * np.sin(heading), low, high, num_frames)
+    xs = _bounce(rng.uniform(low, high), speed * np.cos(heading), low, high, num_frames)
+    phase, drift = rng.uniform(0, 2 * np.pi), rng.uniform(-0.6, 0.6)
+    for t in range(num_frames):
+        mask, wave = _grating_disc(yy, xx, ys[t], xs[t], radius, period, angle, phase + drift * t)
+        frames[t] += mask[:, :, None] * ((128.0 + contrast * wave)[:, :, None] - frames[t])
+
+
 def render_demo_video(
     class_index: int, rng: np.random.Generator, num_frames: int = 16, size: int = 128
 ) -> np.ndarray:
@@ -95,31 +142,20 @@ def render_demo_video(
     if not 0 <= class_index < len(DEMO_CLASSES):
         raise ValueError(f"class_index must be in [0, {len(DEMO_CLASSES)}), got {class_index}")
     scale = size / 128.0
-    yy, xx = np.mgrid[:size, :size].astype(np.float32)
     # Background: a tinted multi-scale texture, static, plus fresh noise every frame.
     texture = 0.6 * _smooth_noise(rng, size, 4) + 0.4 * _smooth_noise(rng, size, max(4, size // 6))
     tint = rng.uniform(0.7, 1.1, size=3).astype(np.float32)
     background = (110.0 + 30.0 * texture)[:, :, None] * tint
     frames = np.broadcast_to(background, (num_frames, size, size, 3)).copy()
     frames += 6.0 * rng.standard_normal(frames.shape, dtype=np.float32)
-
-    # Patches: distractors with coarse stripes of any orientation, then the object with the class's fine ones.
-    patches = [
-        (rng.uniform(7, 12) * scale, rng.uniform(8, 14) * scale, rng.uniform(0, np.pi))
-        for _ in range(rng.integers(2, 5))
-    ]
+    # Distractors first (any orientation, anywhere), then the object, on top, with the class's orientation.
+    k = rng.uniform(0.9, 1.1) * scale
+    for _ in range(rng.integers(1, _MAX_DISTRACTORS + 1)):
+        radius = _RADIUS * k * rng.uniform(*_DISTRACTOR_RADIUS)
+        contrast = rng.uniform(*_DISTRACTOR_CONTRAST)
+        _add_disc(frames, rng, radius, _PERIOD * k * _TWIN, rng.uniform(0, np.pi), contrast, 0.0)
     angle = np.deg2rad(_ANGLES[class_index] + rng.uniform(-8, 8))
-    patches.append((rng.uniform(12, 16) * scale, rng.uniform(3.0, 3.6) * scale, angle))
-    for radius, period, theta in patches:
-        contrast = rng.uniform(35.0, 70.0)
-        speed = rng.uniform(0.5, 2.5) * scale
-        heading = rng.uniform(0, 2 * np.pi)
-        ys = _bounce(rng.uniform(radius, size - radius), speed * np.sin(heading), radius, size - radius, num_frames)
-        xs = _bounce(rng.uniform(radius, size - radius), speed * np.cos(heading), radius, size - radius, num_frames)
-        phase, drift = rng.uniform(0, 2 * np.pi), rng.uniform(-0.6, 0.6)
-        for t in range(num_frames):
-            mask, wave = _grating_disc(yy, xx, ys[t], xs[t], radius, period, theta, phase + drift * t)
-            frames[t] += mask[:, :, None] * ((128.0 + contrast * wave)[:, :, None] - frames[t])
+    _add_disc(frames, rng, _RADIUS * k, _PERIOD * k, angle, rng.uniform(*_CONTRAST), _MARGIN * scale)
     return np.clip(frames, 0, 255).astype(np.uint8)
 
 
@@ -137,7 +173,14 @@ def is_demo_complete(root: str | os.PathLike) -> bool:
 
 
 def _write_split(
-    tmp: Path, split: str, per_class: int, num_frames: int, size: int, seed: int, classes: Sequence[str]
+    tmp: Path,
+    split: str,
+    per_class: int,
+    num_frames: int,
+    size: int,
+    seed: int,
+    classes: Sequence[str],
+    progress: tqdm,
 ) -> None:
     lines = []
     for label, name in enumerate(classes):
@@ -148,6 +191,7 @@ def _write_split(
             rel = f"{split}/{name}/{name}_{k:04d}.mp4"
             write_video(tmp / rel, render_demo_video(label, rng, num_frames=num_frames, size=size))
             lines.append(f"{rel} {label}\n")
+            progress.update(1)
     (tmp / f"{split}.txt").write_text("".join(lines))
 
 
@@ -195,9 +239,13 @@ def write_demo_dataset(
         )
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    total = len(DEMO_CLASSES) * (num_train_per_class + num_val_per_class)
+    # A progress bar on stderr: the first `reskd fit` of a demo config writes the videos before it trains.
+    progress = tqdm(total=total, desc=f"writing the demo videos to {root}", unit="video", dynamic_ncols=True)
     try:
-        for split, per_class in (("train", num_train_per_class), ("val", num_val_per_class)):
-            _write_split(tmp, split, per_class, num_frames, size, seed, DEMO_CLASSES)
+        with progress:
+            for split, per_class in (("train", num_train_per_class), ("val", num_val_per_class)):
+                _write_split(tmp, split, per_class, num_frames, size, seed, DEMO_CLASSES, progress)
         (tmp / "classes.txt").write_text("".join(f"{c}\n" for c in DEMO_CLASSES))
         (tmp / _MARKER).write_text(json.dumps(params, indent=1) + "\n")  # last: marks the dataset complete
         if root.exists():  # an older demo dataset (other parameters) or an empty folder
