@@ -107,6 +107,20 @@ def fit(module: ResKDModule, trainer_kwargs: dict[str, Any], dm: pl.LightningDat
 
 
 # ------------------------------------------------------------------------------------------ teacher contract
+def test_a_plain_trainer_does_not_warn_about_the_frozen_teachers_eval_mode(
+    quiet_trainer_kwargs: dict[str, Any], recwarn: pytest.WarningsRecorder
+) -> None:
+    # The teacher is in eval mode on purpose (teacher_mode: eval); Lightning's "Found N module(s) in eval mode at
+    # the start of training" is silenced for it by the module itself, as `reskd fit` does, in any Trainer.
+    fit(reskd(teacher_mode="eval", distillers=[FeatureMapKD(weight=1.0)]), quiet_trainer_kwargs)
+    assert not [w for w in recwarn if "in eval mode at the start of training" in str(w.message)]
+    # Any other module in eval mode still warns: a student left in eval mode is a user's mistake.
+    module = reskd(teacher_mode="eval", distillers=[FeatureMapKD(weight=1.0)])
+    module.student.cls_head.eval()
+    with pytest.warns(UserWarning, match="in eval mode at the start of training"):
+        fit(module, quiet_trainer_kwargs)
+
+
 def test_teacher_parameters_are_frozen() -> None:
     module = reskd(distillers=[FeatureMapKD()])
     assert all(not p.requires_grad for p in module.teacher.parameters())

@@ -45,6 +45,7 @@ from .optim import (
     linear_scaled_lr_factor,
     paper_sgd,
 )
+from .quiet import QuietIntendedWarnings
 from .views import IMAGENET_MEAN, IMAGENET_STD, attach_views, batch_size_of
 from .data.dataset import UNREADABLE_KEY
 
@@ -789,6 +790,14 @@ class ResKDModule(pl.LightningModule):
                 return optimizer  # no epoch budget to anneal over
             scheduler = cosine_per_epoch(optimizer, max_epochs)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """A :class:`~reskd_lightning.quiet.QuietIntendedWarnings` when the Trainer has none, so that a plain
+        ``Trainer`` (your own project, a notebook) does not warn about the frozen teacher's eval mode either; the
+        one ``reskd`` adds (or yours) is left as it is."""
+        if self._trainer is None or any(isinstance(c, QuietIntendedWarnings) for c in self.trainer.callbacks):
+            return []
+        return [QuietIntendedWarnings()]
 
     # ---------------------------------------------------------------------------------------- checkpoints
     def on_fit_start(self) -> None:
