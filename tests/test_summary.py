@@ -38,7 +38,21 @@ def test_the_summary_names_both_accuracies_the_gmacs_share_and_the_checkpoints(d
     assert f"val/acc1 {float(trainer.callback_metrics['val/acc1']):.3f}" in student_line
     share = count_macs(module.student, 32, 2) / count_macs(module.teacher, 64, 2)
     assert f"({100 * share:.0f}% of the teacher's)" in student_line and 20 <= 100 * share <= 30  # half the side
-    assert where == f"checkpoints: {tmp_path / 'student.ckpt'} (student)"
+    assert where == f"checkpoints: {tmp_path / 'student.ckpt'} (student)"  # outside the working folder: whole
+
+
+def test_checkpoints_in_the_working_folder_are_named_as_a_user_typed_them(
+    demo_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ModelCheckpoint makes `dirpath: runs/demo/student` absolute; the summary shows it as the config wrote it.
+    monkeypatch.chdir(tmp_path)
+    module = ResKDModule(student=TSN(4, backbone="resnet18", dropout=0.0), student_resolution=32)
+    summary = RunSummary()
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=1, limit_val_batches=1, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[summary, ModelCheckpoint(dirpath="runs/demo/student", filename="student")])  # fmt: skip
+    trainer.fit(module, datamodule=_data(demo_root))
+    assert summary.lines[-1] == f"checkpoints: {Path('runs/demo/student/student.ckpt')} (student)"
 
 
 def test_validating_the_teacher_leaves_its_mode_and_weights(demo_root: Path) -> None:
