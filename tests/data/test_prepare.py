@@ -16,7 +16,7 @@ from PIL import Image
 
 from reskd_lightning.data import PyAVDecoder, Resize, VideoDataModule, write_video
 from reskd_lightning.data.prepare import merge_shards, prepare_videos
-from reskd_lightning.data.prepare_layouts import PrepareSettings
+from reskd_lightning.data.prepare_settings import PrepareSettings
 from reskd_lightning.tools.prepare import main as prepare_main
 
 JPEG_4FPS = PrepareSettings(image_format="jpg", fps=4)

@@ -147,19 +147,39 @@ def test_the_two_stage_demo_fit_prints_no_warning_that_asks_nothing_of_the_user(
     assert (tmp_path / "student" / "student.ckpt").is_file()
 
 
-def test_help_of_reskd_and_of_its_tools_imports_neither_torch_nor_lightning() -> None:
-    # analyze lists its modes, defined next to the analysis (which imports torch); export and prepare are not
-    # checked here (their modules import torch at the top).
-    light = [t for t in TOOLS if t not in ("analyze", "export", "prepare")]
+def test_help_of_reskd_and_of_every_tool_imports_neither_torch_nor_lightning() -> None:
+    # Every tool: `reskd prepare --help` imported torch and Lightning (about 4 s) until its parser's settings
+    # moved out of the modules that write the frames and reskd_lightning.data imported its names lazily.
+    helps = [["--help"], ["predict", "--video", "a.mp4", "--help"], *[[t, "--help"] for t in TOOLS]]
     code = (
         "import sys\nfrom reskd_lightning.cli import main\n"
-        f"for argv in [['--help'], ['predict', '--video', 'a.mp4', '--help'], *[[t, '--help'] for t in {light!r}]]:\n"
+        f"for argv in {helps!r}:\n"
         "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'pytorch_lightning', 'jsonargparse'}))"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.splitlines()[-1] == "[]", run.stdout[-2000:]
-    assert "usage: reskd check-data" in run.stdout and "usage: reskd demo-data" in run.stdout
+    assert [t for t in TOOLS if f"usage: reskd {t}" not in run.stdout] == []
+    # The presets and choices of `reskd prepare` are listed without the modules that use them.
+    assert "--preset {anet,anet-jpg,anet-video,jpg}" in run.stdout and "--layout {frames,video}" in run.stdout
+
+
+def test_reskd_lightning_data_imports_its_names_on_first_use_and_still_gives_every_one() -> None:
+    code = (
+        "import sys\nimport reskd_lightning.data as data\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'pytorch_lightning'}))\n"
+        "from reskd_lightning.data import annotations\nprint(annotations.__name__)\n"  # the submodule, as ever
+        "from reskd_lightning.data import *\n"  # every name of __all__, each imported from its submodule
+        "print([n for n in data.__all__ if n not in globals() or n not in dir(data)], len(data.__all__))\n"
+        "print(VideoDataModule.__module__, write_demo_dataset.__module__, DEMO_CLASSES is data.demo.DEMO_CLASSES)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.splitlines() == [
+        "[]",
+        "reskd_lightning.data.annotations",
+        "[] 50",
+        "reskd_lightning.data.datamodule reskd_lightning.data.demo True",
+    ], run.stdout
 
 
 def analysis_row(mode: str, resolution: int, gmacs: float, value: float) -> dict[str, Any]:

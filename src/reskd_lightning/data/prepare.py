@@ -1,7 +1,7 @@
 """``reskd prepare``'s library: turn a video list or a class-folder tree into what the loader reads fastest.
 
-``prepare_videos(input, out, settings)`` writes each video in the layout of ``settings``
-(``prepare_layouts``: frame folders ``<out>/<name>/img_00001.jpg`` ..., or one MJPEG ``<out>/<name>.avi``) and
+``prepare_videos(input, out, settings)`` writes each video in the layout of ``settings`` (``prepare_settings``;
+``prepare_layouts``: frame folders ``<out>/<name>/img_00001.jpg`` ..., or one MJPEG ``<out>/<name>.avi``) and
 the matching annotation list in ``out`` (a rawframe list ``<name> <num_frames> <labels>``, or a video list), with
 paths relative to ``out``, so ``data_prefix`` may stay empty. ``<name>`` is the video's path relative to the
 list's ``data_prefix`` (or the tree's root) without its suffix: a flat list gives ``<out>/<video stem>``.
@@ -33,7 +33,8 @@ from typing import Any, Iterator, Sequence
 
 from reskd_lightning.data.annotations import VideoRecord, load_video_list, scan_class_folders
 from reskd_lightning.data.decoders import VideoDecodeError
-from reskd_lightning.data.prepare_layouts import VIDEO_SUFFIX, PrepareSettings, write_frames
+from reskd_lightning.data.prepare_layouts import VIDEO_SUFFIX, write_frames
+from reskd_lightning.data.prepare_settings import PrepareSettings
 from reskd_lightning.files import write_text_atomic
 
 #: Bumped when the same settings would write different files: markers of another version are redone.

@@ -1,6 +1,8 @@
-"""What ``reskd prepare`` writes for one video: the settings, the frames it keeps and the two layouts.
+"""What ``reskd prepare`` writes for one video: the frames it keeps and the two layouts.
 
-* ``PrepareSettings`` (and the named ``PREPARE_PRESETS``): layout, image format, frame rate, short side, quality.
+* ``PrepareSettings`` (and the named ``PREPARE_PRESETS``), defined in :mod:`.prepare_settings` (no torch, so
+  ``reskd prepare --help`` starts at once) and importable from here too: layout, image format, frame rate,
+  short side, quality.
 * ``decoded_frames`` / ``frames_at_fps``: every frame of a video in order, with its time, and the frames kept at
   a frame rate: output frame ``k`` is the last decoded frame whose time (from the first frame's) is at most
   ``k / fps``, for ``k = 0, 1, ...`` while ``k / fps`` does not pass the last frame's time.
@@ -16,7 +18,6 @@ the loader's own resize (mmcv's, without antialiasing) comes after. PyAV and Pil
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -25,100 +26,17 @@ import numpy as np
 import torch
 
 from reskd_lightning.data.decoders import VideoDecodeError
+from reskd_lightning.data.prepare_settings import IMAGE_FORMATS, LAYOUTS, PREPARE_PRESETS, PrepareSettings
 from reskd_lightning.data.transforms import Resize
 
-LAYOUTS = ("frames", "video")
-IMAGE_FORMATS = ("jpg", "png")
+#: The settings' names are defined in ``prepare_settings`` and importable from here as well.
+__all__ = [
+    "IMAGE_FORMATS", "LAYOUTS", "PREPARE_PRESETS", "VIDEO_SUFFIX", "PrepareSettings", "as_rgb", "decoded_frames",
+    "frames_at_fps", "write_frames",
+]  # fmt: skip
 
 #: Suffix of the ``video`` layout's files (MJPEG in AVI, the container MJPEG is usually kept in).
 VIDEO_SUFFIX = ".avi"
-
-
-@dataclass(frozen=True)
-class PrepareSettings:
-    """How ``reskd prepare`` writes each video; a finished video's marker records these, so a rerun with
-    other settings is noticed.
-
-    Args:
-        layout: ``frames``: a folder of images per video (a rawframe list); ``video``: one MJPEG ``.avi`` per
-            video (a video list).
-        image_format: ``jpg`` or ``png`` (``frames`` layout).
-        fps: Frames kept per second (see ``frames_at_fps``); None or 0: every frame.
-        short_side: Short side of the written frames, the long side rounded as mmcv's ``Resize``; None: as decoded.
-        jpeg_quality: Pillow's JPEG quality (1-95; 95 is OpenCV's ``imwrite`` default, what mmaction2's frame
-            extraction writes).
-        png_compression: zlib level of the PNG frames (0-9). 1 writes about 4x faster than Pillow's default 6
-            for about 15% larger files; reading them takes as long.
-        video_quality: MJPEG quantiser of the ``video`` layout, 1 (best) to 31 (FFmpeg's ``-q:v``).
-        antialias: Shrink with torchvision's antialiased bilinear (as ffmpeg's ``scale`` does); False: mmcv's
-            OpenCV bilinear without antialiasing.
-
-    From the command line, ``reskd prepare LIST --out DIR --preset anet`` or each field as an option
-    (``--layout``, ``--format``, ``--fps``, ``--short-side``, ``--quality``); in Python::
-
-        from reskd_lightning.data.prepare import prepare_videos
-        from reskd_lightning.data.prepare_layouts import PREPARE_PRESETS
-        prepare_videos("data/anet/train_videos.txt", "data/anet/rawframes", PREPARE_PRESETS["anet"], workers=16)
-    """
-
-    layout: str = "frames"
-    image_format: str = "jpg"
-    fps: float | None = None
-    short_side: int | None = None
-    jpeg_quality: int = 95
-    png_compression: int = 1
-    video_quality: int = 2
-    antialias: bool = True
-
-    def __post_init__(self) -> None:
-        checks = (
-            ("layout", self.layout in LAYOUTS, f"one of {LAYOUTS}"),
-            ("image_format", self.image_format in IMAGE_FORMATS, f"one of {IMAGE_FORMATS}"),
-            ("fps", self.fps is None or (isinstance(self.fps, (int, float)) and self.fps >= 0), "a rate >= 0"),
-            ("short_side", self.short_side is None or _int_in(self.short_side, 2, 1 << 16), "a size >= 2"),
-            ("jpeg_quality", _int_in(self.jpeg_quality, 1, 95), "an integer 1-95"),
-            ("png_compression", _int_in(self.png_compression, 0, 9), "an integer 0-9"),
-            ("video_quality", _int_in(self.video_quality, 1, 31), "an integer 1-31"),
-            ("antialias", isinstance(self.antialias, bool), "true or false"),
-        )
-        for name, ok, expected in checks:
-            if not ok:
-                raise ValueError(f"PrepareSettings: {name} must be {expected}, got {getattr(self, name)!r}")
-        if self.fps == 0:
-            object.__setattr__(self, "fps", None)  # 0 and None both mean: every frame
-
-    @property
-    def filename_tmpl(self) -> str:
-        """The frame files' ``filename_tmpl`` (``frames`` layout), for ``VideoDataModule``."""
-        return f"img_{{:05}}.{self.image_format}"
-
-    def as_dict(self) -> dict[str, Any]:
-        """The fields that change what is written (a ``video`` layout ignores the image settings)."""
-        fields = asdict(self)
-        unused = ("image_format", "jpeg_quality", "png_compression") if self.layout == "video" else ("video_quality",)
-        return {k: v for k, v in fields.items() if k not in unused}
-
-    def with_changes(self, **changes: Any) -> "PrepareSettings":
-        """A copy with ``changes`` (the ones that are None left out)."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-
-def _int_in(value: Any, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-
-
-#: Named settings. ``anet``: the official ActivityNet and FCVID frames (CVMI-Lab/ResKD's README: "png format at
-#: a frame rate of 4" with its tools/data/activitynet/video2img.py, ``ffmpeg -i V -vf scale=-1:360 -r 4``: height
-#: 360, here the short side, the same for landscape videos; its configs read ``img_{:05}.png``). ``anet-jpg``: JPEG at
-#: the same rate and the training short side, several times faster to load. ``anet-video``: the same frames as
-#: one MJPEG file per video, the fastest to load and one file instead of hundreds. ``jpg``: every frame as
-#: JPEG at short side 256 (mmaction2's usual rawframes, for short clips such as Kinetics).
-PREPARE_PRESETS: dict[str, PrepareSettings] = {
-    "anet": PrepareSettings(layout="frames", image_format="png", fps=4, short_side=360),
-    "anet-jpg": PrepareSettings(layout="frames", image_format="jpg", fps=4, short_side=256),
-    "anet-video": PrepareSettings(layout="video", fps=4, short_side=256),
-    "jpg": PrepareSettings(layout="frames", image_format="jpg", fps=None, short_side=256),
-}
 
 
 # -- the frames kept ------------------------------------------------------------------------------------------

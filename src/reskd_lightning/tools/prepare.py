@@ -1,19 +1,22 @@
 """``reskd prepare LIST_OR_FOLDER --out DIR [--preset anet]``: videos into frame folders or MJPEG files, resumably.
 
 A thin command line over :func:`reskd_lightning.data.prepare.prepare_videos` (the settings are
-:class:`~reskd_lightning.data.prepare_layouts.PrepareSettings`) and :func:`~reskd_lightning.data.prepare.merge_shards`
+:class:`~reskd_lightning.data.prepare_settings.PrepareSettings`) and :func:`~reskd_lightning.data.prepare.merge_shards`
 (``--merge``). It prints what it did, the unreadable videos with their reasons, and the data section that reads
-the result; the exit status is 1 when a video could not be read (the others are done).
+the result; the exit status is 1 when a video could not be read (the others are done). The parser needs only
+the settings (no torch); the library is imported once the arguments are parsed, so ``--help`` starts at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from ..data.prepare import PrepareReport, merge_shards, prepare_videos
-from ..data.prepare_layouts import IMAGE_FORMATS, LAYOUTS, PREPARE_PRESETS, PrepareSettings
+from ..data.prepare_settings import IMAGE_FORMATS, LAYOUTS, PREPARE_PRESETS, PrepareSettings
+
+if TYPE_CHECKING:
+    from ..data.prepare import PrepareReport
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -94,6 +97,8 @@ def main(argv: Sequence[str]) -> None:
     """
     parser = _parser()
     args = parser.parse_args(list(argv))
+    from ..data.prepare import merge_shards, prepare_videos  # torch: after the arguments, so --help is instant
+
     if args.merge:
         try:
             merged = merge_shards(args.merge)
