@@ -66,8 +66,10 @@ def test_missing_video_names_path_index_and_list(tmp_path: Path, demo_root: Path
 def test_corrupt_video_stops_with_its_path_index_and_list(corrupt_video: Path) -> None:
     dataset = make_dataset([VideoRecord(str(corrupt_video), 0)], source="lists/train.txt", max_retries=0)
     message = rf"'{corrupt_video}' \(record 0 of 'lists/train.txt'\) could not be decoded"
-    with pytest.raises(VideoDecodeError, match=message):
+    with pytest.raises(VideoDecodeError, match=message) as raised:
         dataset[0]
+    # The decoder's reason follows, without the path again: the line names the video once.
+    assert str(raised.value).count(str(corrupt_video)) == 1 and "PyAV could not open it" in str(raised.value)
 
 
 def test_a_run_of_unreadable_videos_stops_after_max_retries(tmp_path: Path, corrupt_video: Path) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import av
 import pytest
-from data.video_makers import numbered_frames, write_packed_mpeg4_avi, write_spliced_h264_mp4
+from data.video_makers import HEIGHT, WIDTH, numbered_frames, write_packed_mpeg4_avi, write_spliced_h264_mp4
 
 from reskd_lightning.cli import main
 from reskd_lightning.data import write_video
@@ -67,3 +69,52 @@ def test_deep_check_shows_progress_on_stderr(
         main(["check-data", "--config", str(write_config(video_list)), "--num-workers", "0", "--deep"])
     err = capsys.readouterr().err
     assert [f"val: {k}/4 videos checked" in err for k in range(1, 5)] == [True] * 4
+
+
+def write_cut_mp4(path: Path, index_first: bool) -> Path:
+    """An H.264 MP4 of 40 numbered frames cut to its first half, as an interrupted download leaves it. With
+    its index first (``movflags=faststart``) it opens and its data stops mid-stream; with its index last
+    (FFmpeg's default for MP4) the index is gone and FFmpeg cannot open it."""
+    options = {"movflags": "faststart"} if index_first else {}
+    with av.open(str(path), mode="w", options=options) as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.options = {"x264-params": "keyint=10:scenecut=0"}
+        for array in numbered_frames(40):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        container.mux(stream.encode())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def frames_before_failure(path: Path) -> int:
+    """How many frames PyAV alone decodes from the start of ``path`` before it fails."""
+    decoded = 0
+    with pytest.raises(av.FFmpegError), av.open(str(path)) as container:
+        for _ in container.decode(video=0):
+            decoded += 1
+    return decoded
+
+
+def test_check_data_names_each_broken_video_once_with_what_failed_and_at_which_frame(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    cut = write_cut_mp4(tmp_path / "cut.mp4", index_first=True)
+    no_index = write_cut_mp4(tmp_path / "no_index.mp4", index_first=False)
+    gone = tmp_path / "gone.mp4"
+    videos = [write_video(tmp_path / "good.mp4", numbered_frames(40)), cut, no_index, gone]
+    (tmp_path / "val.txt").write_text("".join(f"{v} {k % 2}\n" for k, v in enumerate(videos)))
+    with pytest.raises(SystemExit, match="^3 unreadable videos$"):
+        main(["check-data", "--config", str(write_config(tmp_path / "val.txt")), "--num-workers", "0"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  record ")]
+    # Before: the path in the line, again in the dataset's error, again in the decoder's, and once more in
+    # PyAV's own text ("... when processing input: '<path>'"); the list's path came along too.
+    assert [line.count(str(tmp_path)) for line in lines] == [1, 1, 1], lines
+    assert [line.split(": ")[:2] for line in lines] == [[f"  record {k}", str(videos[k])] for k in (1, 2, 3)]
+    # What failed, and where: the frame PyAV alone fails at decoding from the start.
+    frame = frames_before_failure(cut)
+    assert re.fullmatch(rf".*: VideoDecodeError: cannot decode video: PyAV failed while decoding frame {frame} "
+                        r"\(.+\)", lines[0]), lines[0]  # fmt: skip
+    assert re.fullmatch(r".*: VideoDecodeError: cannot decode video: PyAV could not open it \(.+\)", lines[1])
+    assert lines[2].endswith(f"{gone}: FileNotFoundError: video file does not exist")

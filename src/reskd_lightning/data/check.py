@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from reskd_lightning.data.dataset import UNREADABLE, VideoDataset
 from reskd_lightning.data.decoders import Decoder, PyAVDecoder
+from reskd_lightning.data.decoders.base import failure_reason
 
 #: Single-frame reads per video in a deep check (each from a fresh handle, as a training item opens one).
 DEEP_SINGLE_READS = 8
@@ -25,7 +26,8 @@ DEEP_SINGLE_READS = 8
 
 @dataclass(frozen=True)
 class UnreadableVideo:
-    """One record that failed the check: its position, its file and why.
+    """One record that failed the check: its position, its file and why (``reason`` does not repeat the file:
+    ``reskd check-data`` prints ``record <index>: <path>: <reason>``).
 
     ``wrong_frames`` (deep checks): the video reads, but its frames read by seeking differ from a sequential
     decode, or came right only after decode errors (the reason says which).
@@ -109,7 +111,7 @@ class _Probe(Dataset):
             if self.reference is not None:
                 reason = frames_match_sequential(self.dataset, index, self.reference)
         except UNREADABLE as e:
-            return UnreadableVideo(index, path, f"{type(e).__name__}: {e}")
+            return UnreadableVideo(index, path, failure_reason(e, path))
         return None if reason is None else UnreadableVideo(index, path, reason, wrong_frames=True)
 
 

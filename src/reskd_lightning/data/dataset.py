@@ -12,6 +12,7 @@ from torch.utils.data import Dataset, default_collate
 
 from reskd_lightning.data.annotations import VideoRecord, to_multi_hot
 from reskd_lightning.data.decoders import VideoDecodeError
+from reskd_lightning.data.decoders.base import failure_reason
 from reskd_lightning.data.resumable import SampleKey
 from reskd_lightning.data.sampling import SampleFrames, split_views
 
@@ -153,9 +154,10 @@ class VideoDataset(Dataset):
                 offset = record.offset
                 frames = video.get_frames(indices + offset, bounds=bounds + offset)
         except FileNotFoundError as e:
-            raise FileNotFoundError(f"{self._where(index, record.path)} does not exist: {e}") from e
+            raise FileNotFoundError(f"{self._where(index, record.path)} does not exist") from e
         except VideoDecodeError as e:
-            raise VideoDecodeError(f"{self._where(index, record.path)} could not be decoded: {e}") from e
+            why = failure_reason(e, record.path)  # the decoder's reason, without the path named again
+            raise VideoDecodeError(f"{self._where(index, record.path)} could not be decoded: {why}") from e
         clip = frames.permute(0, 3, 1, 2)  # [T, H, W, C] -> [T, C, H, W]
         if self.num_views is None:
             if self.transform is not None:

@@ -18,6 +18,21 @@ class VideoDecodeError(ValueError):
     """A video could not be opened or decoded (corrupt file, no video stream, no frames)."""
 
 
+def failure_reason(error: BaseException, path: str) -> str:
+    """Why ``path`` could not be read, as ``Type: message``, without naming the file again (the line around it
+    names it once).
+
+    A wrapping error (the dataset's ``video '<path>' (record i of '<list>') could not be decoded: ...``) is
+    followed down to the decoder's own (``cannot decode video '<path>': frame 12 ...``), whose message is kept
+    (what failed, which frame) without the file's name, which decoders write as ``'<path>'`` after a noun:
+    ``cannot decode video: frame 12 ...``, ``video file does not exist``, ``frame 3 is missing: ...``.
+    """
+    while isinstance(error.__cause__, VideoDecodeError) or type(error.__cause__) is FileNotFoundError:
+        error = error.__cause__  # the decoder's error (not PyAV's own, a subclass of either)
+    message = str(error).replace(f" of {path!r}", "").replace(f" {path!r}", "")
+    return f"{type(error).__name__}: {message}"
+
+
 class VideoHandle:
     """An open video: ``num_frames`` and ``get_frames(indices, bounds=None)``; close it, or use ``with``.
 

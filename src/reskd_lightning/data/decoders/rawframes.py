@@ -53,7 +53,7 @@ class RawFrameVideoHandle(VideoHandle):
 
     def _missing(self, index: int) -> VideoDecodeError:
         return VideoDecodeError(
-            f"frame {index} of {self.path!r} is missing: no file {self._file(index)!r} "
+            f"frame {index} of {self.path!r} is missing: no file {os.path.basename(self._file(index))!r} in it "
             f"(filename_tmpl={self.filename_tmpl!r}, start_index={self.start_index})"
         )
 
@@ -84,9 +84,9 @@ class RawFrameVideoHandle(VideoHandle):
             with Image.open(path) as image:
                 array = np.asarray(image.convert("RGB"))
         except (OSError, UnidentifiedImageError) as e:
-            raise VideoDecodeError(
-                f"cannot decode frame {index} of {self.path!r}: file {path!r} ({e})"
-            ) from e
+            name = os.path.basename(path)
+            reason = str(e).replace(repr(path), repr(name))  # Pillow's message names the file's whole path
+            raise VideoDecodeError(f"cannot decode frame {index} of {self.path!r}: file {name!r} ({reason})") from e
         return torch.from_numpy(array.copy())
 
     def get_frames(self, indices: np.ndarray, bounds: np.ndarray | None = None) -> Tensor:
