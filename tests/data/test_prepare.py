@@ -185,6 +185,8 @@ def test_unreadable_inputs_are_reported_with_their_reason_and_the_rest_finish(
     printed = capsys.readouterr().out
     assert f"unreadable: {corrupt}: VideoDecodeError" in printed
     assert f"unreadable: {tmp_path / 'gone.mp4'}: FileNotFoundError" in printed
+    # each line names its video once: the reason does not repeat the path
+    assert [line.count(str(tmp_path)) for line in printed.splitlines() if "unreadable:" in line] == [1, 1]
     assert (tmp_path / "out" / "mixed_rawframes.txt").read_text() == "stripes_0_0000 7 0\nstripes_90_0001 7 3\n"
     failed = (tmp_path / "out" / "mixed_rawframes.failed.txt").read_text().splitlines()
     assert [line.split("\t")[0] for line in failed] == [str(corrupt), str(tmp_path / "gone.mp4")]

@@ -33,6 +33,7 @@ from typing import Any, Iterator, Sequence
 
 from reskd_lightning.data.annotations import VideoRecord, load_video_list, scan_class_folders
 from reskd_lightning.data.decoders import VideoDecodeError
+from reskd_lightning.data.decoders.base import failure_reason
 from reskd_lightning.data.prepare_layouts import VIDEO_SUFFIX, write_frames
 from reskd_lightning.data.prepare_settings import PrepareSettings
 from reskd_lightning.files import write_text_atomic
@@ -211,7 +212,7 @@ def _work(args: tuple[int, PrepareJob, Path, PrepareSettings, int, bool]) -> tup
     try:
         frames, prepared = prepare_one(job, out, settings, threads, overwrite)
     except (FileNotFoundError, VideoDecodeError, PrepareConflict) as e:
-        return position, None, False, f"{type(e).__name__}: {e}"
+        return position, None, False, failure_reason(e, str(job.source))  # the line names the video already
     return position, frames, prepared, ""
 
 

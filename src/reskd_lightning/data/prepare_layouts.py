@@ -57,7 +57,8 @@ def decoded_frames(path: str | os.PathLike, threads: int = 1) -> Iterator[tuple[
     try:
         container = av.open(path)
     except av.FFmpegError as e:
-        raise VideoDecodeError(f"cannot decode video {path!r}: PyAV could not open it ({e})") from e
+        why = str(e).replace(f": {str(path)!r}", "")  # PyAV appends the file's name, which the message has
+        raise VideoDecodeError(f"cannot decode video {path!r}: PyAV could not open it ({why})") from e
     with container:
         if not container.streams.video:
             raise VideoDecodeError(f"cannot decode video {path!r}: it has no video stream")
