@@ -11,8 +11,9 @@ torch and Lightning; ``from reskd_lightning.data import VideoDataModule`` works 
 
 # No `from __future__ import annotations` here: it would bind the name `annotations` in this package and hide
 # the submodule of that name (`from reskd_lightning.data import annotations` would give the __future__ feature).
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from reskd_lightning.lazy import lazy_exports
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name is imported by __getattr__
     from .annotations import (
@@ -124,14 +125,4 @@ _SOURCES = {
 __all__ = sorted(_SOURCES)
 
 
-def __getattr__(name: str) -> Any:
-    """``reskd_lightning.data.<name>``: imports the submodule that defines it on first use, then keeps it here."""
-    if name not in _SOURCES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_SOURCES[name]}", __name__), name)
-    globals()[name] = value  # later lookups do not come back here
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _SOURCES)
