@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from reskd_lightning.data.decoders import VideoDecodeError
+from reskd_lightning.data.decoders.pyav import ffmpeg_message
 from reskd_lightning.data.prepare_settings import IMAGE_FORMATS, LAYOUTS, PREPARE_PRESETS, PrepareSettings
 from reskd_lightning.data.transforms import Resize
 
@@ -57,7 +58,7 @@ def decoded_frames(path: str | os.PathLike, threads: int = 1) -> Iterator[tuple[
     try:
         container = av.open(path)
     except av.FFmpegError as e:
-        why = str(e).replace(f": {str(path)!r}", "")  # PyAV appends the file's name, which the message has
+        why = ffmpeg_message(e, path)  # without the file's name, which PyAV appends
         raise VideoDecodeError(f"cannot decode video {path!r}: PyAV could not open it ({why})") from e
     with container:
         if not container.streams.video:

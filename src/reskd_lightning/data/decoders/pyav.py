@@ -26,11 +26,11 @@ from reskd_lightning.data.decoders.pyav_timeline import (
 )
 
 
-def _ffmpeg_message(error: Exception, path: str) -> str:
+def ffmpeg_message(error: Exception, path: str | os.PathLike) -> str:
     """PyAV's message of ``error`` without the video's ``path``, which the message around it names already
     (``av.FFmpegError`` appends ``: '<file>'`` to FFmpeg's text when opening; other names, such as the
     ``'avcodec_send_packet()'`` of a decoding error, stay)."""
-    return str(error).replace(f": {path!r}", "")
+    return str(error).replace(f": {os.fspath(path)!r}", "")
 
 
 class _Resync(Exception):
@@ -96,7 +96,7 @@ class PyAVVideoHandle(VideoHandle):
         try:
             self._container = self._av.open(self.path)
         except self._av.FFmpegError as e:
-            raise self._fail(f"PyAV could not open it ({_ffmpeg_message(e, self.path)})") from e
+            raise self._fail(f"PyAV could not open it ({ffmpeg_message(e, self.path)})") from e
         if not self._container.streams.video:
             self.close()
             raise self._fail("it has no video stream")
@@ -153,7 +153,7 @@ class PyAVVideoHandle(VideoHandle):
                     pts.append(packet.pts)
                     key.append(packet.is_keyframe)
         except self._av.FFmpegError as e:
-            raise self._fail(f"PyAV could not read its packets ({_ffmpeg_message(e, self.path)})") from e
+            raise self._fail(f"PyAV could not read its packets ({ffmpeg_message(e, self.path)})") from e
         self._packet_count = len(pts)
         return timeline_from_packets(pts, key)
 
@@ -211,7 +211,7 @@ class PyAVVideoHandle(VideoHandle):
             frames = self._codec.decode(packet)
         except self._av.FFmpegError as e:
             where = f"after frame {self._last[0]}" if self._last else f"from keyframe {self._expect_first}"
-            raise _Corrupt(f"a packet failed to decode {where} ({_ffmpeg_message(e, self.path)})") from e
+            raise _Corrupt(f"a packet failed to decode {where} ({ffmpeg_message(e, self.path)})") from e
         self.frames_decoded += len(frames)
         return frames
 
@@ -265,7 +265,7 @@ class PyAVVideoHandle(VideoHandle):
                 try:
                     packet = next(self._packets, None) if self._packets is not None else None
                 except self._av.FFmpegError as e:
-                    raise self._fail(f"PyAV could not read its packets ({_ffmpeg_message(e, self.path)})") from e
+                    raise self._fail(f"PyAV could not read its packets ({ffmpeg_message(e, self.path)})") from e
                 if packet is None:  # end of the stream: the rest get the last frame the decoder returned
                     self._packets = None
                     if skipped:
@@ -318,7 +318,7 @@ class PyAVVideoHandle(VideoHandle):
                 try:
                     frame = next(self._frames, None)
                 except self._av.FFmpegError as e:
-                    reason = f"PyAV failed while decoding frame {self._next_index} ({_ffmpeg_message(e, self.path)})"
+                    reason = f"PyAV failed while decoding frame {self._next_index} ({ffmpeg_message(e, self.path)})"
                     raise self._fail(reason) from e
                 if frame is None:
                     self._frames = None
