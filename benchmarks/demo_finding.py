@@ -100,17 +100,25 @@ def run_seed(seed: int, data: Path, out: Path, epochs: dict[str, int | None]) ->
         students={56: str(root / "student.ckpt")}, resolutions=[112, 56],
         trainer_kwargs=dict(accelerator="cpu", devices=1, enable_progress_bar=False),
     )  # fmt: skip
-    values = {f"{r['mode']}{r['resolution']}": r["value"] for r in rows}
-    result = {"seed": seed, "stages": stages, "modes": {f"{m}{r}": values[f"{m}{r}"] for m, r in MODES},
-              "rows": [r for r in rows if (r["mode"], r["resolution"]) in MODES]}  # fmt: skip
+    result = {"seed": seed, "stages": stages, "rows": [r for r in rows if (r["mode"], r["resolution"]) in MODES]}
     cached.write_text(json.dumps(result, indent=1) + "\n")
     return result
 
 
+def value(result: dict[str, Any], mode: str, resolution: int) -> float:
+    """A seed's top-1 in one mode (its analysis row)."""
+    return next(r["value"] for r in result["rows"] if (r["mode"], r["resolution"]) == (mode, resolution))
+
+
+def spread(values: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and sample std of ``values`` (no std for one value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
 def mean_std(values: Sequence[float]) -> str:
     """``mean ± sample std`` (the std left out for one value)."""
-    mean = statistics.fmean(values)
-    return f"{mean:.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{mean:.3f}"
+    mean, std = spread(values)
+    return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
 
 
 def report(results: list[dict[str, Any]], out: Path) -> None:
@@ -119,7 +127,7 @@ def report(results: list[dict[str, Any]], out: Path) -> None:
     print(f"| mode | what | px | mean ± std ({len(seeds)} seeds) | " + " | ".join(f"seed {s}" for s in seeds) + " |")
     print("| --- | --- | --- | --- |" + " --- |" * len(seeds))
     for mode, res in MODES:
-        vals = [r["modes"][f"{mode}{res}"] for r in results]
+        vals = [value(r, mode, res) for r in results]
         cells = " | ".join(f"{v:.3f}" for v in vals)
         print(f"| {mode} | {ANALYSIS_MODES[mode]} | {res} | {mean_std(vals)} | {cells} |")
     print("\n| seed | teacher wall s | teacher CPU s | student wall s | student CPU s | two stages wall s |")
@@ -131,7 +139,7 @@ def report(results: list[dict[str, Any]], out: Path) -> None:
                                              for k, v in r["stages"][n].items()}})  # fmt: skip
         print(f"| {r['seed']} | {t['wall_s']:.0f} | {t['cpu_s']:.0f} | {s['wall_s']:.0f} | {s['cpu_s']:.0f} "
               f"| {t['wall_s'] + s['wall_s']:.0f} |")  # fmt: skip
-    modes = [{"seed": r["seed"], "mode": m, "resolution": res, "acc1": r["modes"][f"{m}{res}"]}
+    modes = [{"seed": r["seed"], "mode": m, "resolution": res, "acc1": value(r, m, res)}
              for r in results for m, res in MODES]  # fmt: skip
     paths = write_table(modes, out, "demo_finding") + write_table(times, out, "demo_times")
     paths += (save_plot(picture(results), out / "demo_finding.png"),)
@@ -143,13 +151,12 @@ def picture(results: list[dict[str, Any]]) -> Figure:
     one sample std (the README's picture)."""
     rows = []
     for row in results[0]["rows"]:
-        vals = [next(r["value"] for r in res["rows"] if (r["mode"], r["resolution"]) == (row["mode"], row["resolution"]))
-                for res in results]  # fmt: skip
-        rows.append({**row, "value": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0})
+        mean, std = spread([value(r, row["mode"], row["resolution"]) for r in results])
+        rows.append({**row, "value": mean, "std": std})
     fig = accuracy_vs_gmacs(rows)
     ax = fig.axes[0]
     for row in rows:
-        if row["std"]:
+        if row["std"]:  # None for one seed; 0 draws nothing
             ax.errorbar(row["gmacs"], row["value"], yerr=row["std"], color=ANALYSIS_STYLES[row["mode"]]["color"],
                         capsize=4, linestyle="none", zorder=4)  # fmt: skip
     ax.set_title(f"{ax.get_title()}\nthe demo, mean ± std over {len(results)} seeds")
