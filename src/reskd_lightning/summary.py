@@ -20,16 +20,11 @@ import torch
 from pytorch_lightning.utilities import rank_zero_info
 from torch import nn
 
+from .analysis import frames_per_clip
 from .efficiency import count_macs, describe
 from .metrics import average_views, evaluation_metrics
 from .models.recognizer import as_model_output
 from .views import attach_views
-
-
-def _frames(datamodule: Any) -> int:
-    """Frames of one clip of the run's data (segments x clip length), 8 when unknown."""
-    settings = getattr(datamodule, "settings", None) or {}
-    return int(settings.get("num_segments", 8)) * int(settings.get("clip_len", 1))
 
 
 def _shown(path: str) -> str:
@@ -79,7 +74,7 @@ class RunSummary(pl.Callback):
         if trainer.world_size > 1 or trainer.datamodule is None or not hasattr(pl_module, "student_resolution"):
             return  # one process: the teacher's evaluation below is not sharded
         key = "val/mAP" if getattr(pl_module, "metric", "accuracy") == "mAP" else "val/acc1"
-        frames = _frames(trainer.datamodule)
+        frames = frames_per_clip(trainer.datamodule) or 8  # 8 when the data does not say
         student_res = pl_module.student_resolution
         student_macs = count_macs(pl_module.student, student_res, frames) / 1e9
         student_value = trainer.callback_metrics.get(key)
